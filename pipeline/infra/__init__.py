@@ -1,0 +1,1 @@
+"""Local infrastructure owned by the project (the Kafka broker launcher)."""

@@ -1,0 +1,64 @@
+"""Typed, frozen settings: loaded once from the environment (prefix ``PIPELINE_``), passed down.
+
+Nothing else in the code reads ``os.environ``. See the configuration table in README.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "PIPELINE_"
+
+
+class TopicNames(BaseSettings):
+    """Kafka topic names (env ``PIPELINE_TOPIC_<NAME>``)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX + "TOPIC_", frozen=True, extra="ignore")
+
+    events: str = "usage.events"
+    dead_letters: str = "usage.dead-letters"
+    quarantine: str = "usage.quarantine"
+
+
+class Settings(BaseSettings):
+    """All configuration. Unset Kafka/ClickHouse targets mean: use the local, embedded defaults."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        description="host:port[,host:port]; unset = the project's local Apache Kafka launcher",
+    )
+    topic_partitions: int = Field(default=4, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1, description="3 on a production cluster")
+    topics: TopicNames = Field(default_factory=TopicNames)
+
+    # --- ClickHouse --------------------------------------------------------------------------
+    clickhouse_url: SecretStr | None = Field(
+        default=None,
+        description="http(s)://user:password@host:port for a ClickHouse server; unset = embedded chdb",
+    )
+    clickhouse_database: str = Field(default="metering", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_data_dir: Path = Path("var/clickhouse")
+
+    # --- Rules, ingest, local state ------------------------------------------------------------
+    rules_dir: Path = Path("rating_rules")
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = Field(default=8080, ge=0, le=65535)
+    state_dir: Path = Path("var")
+
+    # --- Local broker launcher -----------------------------------------------------------------
+    kafka_version: str = "4.1.1"
+    cache_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "usage-pipeline",
+        description="where the launcher keeps resolved Kafka jars and its broker's data",
+    )
+
+
+def load_settings() -> Settings:
+    """Read the environment once. Call at process start and pass the result down."""
+    return Settings()
