@@ -27,7 +27,10 @@ def _cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
     elif args.action == "start":
         info = launcher.start()
         say(f"bootstrap servers: {info.bootstrap_servers}")
-        say(f"export PIPELINE_KAFKA_BOOTSTRAP_SERVERS={info.bootstrap_servers} to point other tools at it")
+        say(
+            f"export PIPELINE_KAFKA_BOOTSTRAP_SERVERS={info.bootstrap_servers} "
+            "to point other tools at it"
+        )
     elif args.action == "stop":
         if not launcher.stop():
             say("No local Kafka broker was running.")
@@ -92,10 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = load_settings()
     handler: Handler = args.handler
     try:
-        return handler(args, settings)
+        return handler(args, load_settings())
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

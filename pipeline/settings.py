@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.errors import ConfigError
 
 ENV_PREFIX = "PIPELINE_"
 
@@ -40,7 +42,7 @@ class Settings(BaseSettings):
     # --- ClickHouse --------------------------------------------------------------------------
     clickhouse_url: SecretStr | None = Field(
         default=None,
-        description="http(s)://user:password@host:port for a ClickHouse server; unset = embedded chdb",
+        description="http(s)://user:password@host:port of a ClickHouse server; unset = embedded",
     )
     clickhouse_database: str = Field(default="metering", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     clickhouse_data_dir: Path = Path("var/clickhouse")
@@ -60,5 +62,15 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """Read the environment once. Call at process start and pass the result down."""
-    return Settings()
+    """Read the environment once. Call at process start and pass the result down.
+
+    Invalid values raise :class:`ConfigError` naming each variable and what is wrong with it.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}", errors=exc.errors()) from None

@@ -87,8 +87,8 @@ class KafkaLauncher:
         if mvn is None:
             raise BrokerLaunchError(
                 "Maven ('mvn') is not on PATH; it is needed once to fetch the Kafka broker jars "
-                "from Maven Central (apt-get install maven), or set PIPELINE_KAFKA_BOOTSTRAP_SERVERS "
-                "to use an existing broker",
+                "from Maven Central (apt-get install maven), or set "
+                "PIPELINE_KAFKA_BOOTSTRAP_SERVERS to use an existing broker",
             )
         self.home.mkdir(parents=True, exist_ok=True)
         staging = self.home / f".libs-{self.version}.partial"
@@ -106,7 +106,9 @@ class KafkaLauncher:
                 "-DincludeScope=runtime",
                 f"-Dkafka.version={self.version}",
             ]
-            self._say(f"Resolving Apache Kafka {self.version} jars from Maven Central (first run only)")
+            self._say(
+                f"Resolving Apache Kafka {self.version} jars from Maven Central (first run only)"
+            )
             started = time.monotonic()
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0 or not any(staging.glob(f"kafka_2.13-{self.version}.jar")):
@@ -118,8 +120,10 @@ class KafkaLauncher:
         shutil.rmtree(self.libs_dir, ignore_errors=True)
         staging.rename(self.libs_dir)
         marker.write_text(self.version)
-        self._say(f"Cached {len(list(self.libs_dir.glob('*.jar')))} jars in {self.libs_dir} "
-                  f"({time.monotonic() - started:.0f} s)")
+        self._say(
+            f"Cached {len(list(self.libs_dir.glob('*.jar')))} jars in {self.libs_dir} "
+            f"({time.monotonic() - started:.0f} s)"
+        )
         return self.libs_dir
 
     # ------------------------------------------------------------------ status
@@ -147,31 +151,45 @@ class KafkaLauncher:
             existing = self.running()
             if existing is not None:
                 if existing.version != self.version:
-                    self._say(f"Note: reusing running Kafka {existing.version} "
-                              f"(settings ask for {self.version}; stop it to switch)")
-                self._say(f"Kafka already running at {existing.bootstrap_servers} (pid {existing.pid})")
+                    self._say(
+                        f"Note: reusing running Kafka {existing.version} "
+                        f"(settings ask for {self.version}; stop it to switch)"
+                    )
+                self._say(
+                    f"Kafka already running at {existing.bootstrap_servers} (pid {existing.pid})"
+                )
                 return existing
             libs = self.ensure_jars()
             self.run_dir.mkdir(parents=True, exist_ok=True)
             port, controller_port = self._pick_ports()
             props = self._write_config(port, controller_port)
             self._format_storage(libs, props)
-            self._say(f"Starting Apache Kafka {self.version} (KRaft, single node) on 127.0.0.1:{port}")
+            self._say(
+                f"Starting Apache Kafka {self.version} (KRaft, single node) on 127.0.0.1:{port}"
+            )
             started = time.monotonic()
             proc = self._spawn(libs, props)
             info = BrokerInfo(proc.pid, port, controller_port, self.version)
-            self.state_file.write_text(json.dumps({
-                "pid": proc.pid, "port": port, "controller_port": controller_port,
-                "version": self.version,
-            }))
+            self.state_file.write_text(
+                json.dumps(
+                    {
+                        "pid": proc.pid,
+                        "port": port,
+                        "controller_port": controller_port,
+                        "version": self.version,
+                    }
+                )
+            )
             try:
                 self._wait_ready(proc, info)
             except BaseException:
                 self._terminate(proc.pid)
                 self.state_file.unlink(missing_ok=True)
                 raise
-            self._say(f"Kafka ready at {info.bootstrap_servers} in {time.monotonic() - started:.1f} s "
-                      f"(pid {proc.pid}; log {self.log_file})")
+            self._say(
+                f"Kafka ready at {info.bootstrap_servers} in {time.monotonic() - started:.1f} s "
+                f"(pid {proc.pid}; log {self.log_file})"
+            )
             return info
 
     def _pick_ports(self) -> tuple[int, int]:
@@ -190,56 +208,76 @@ class KafkaLauncher:
         props = self.run_dir / "server.properties"
         # Static quorum (controller.quorum.voters) so that the controller port may change between
         # starts while the data directory is kept. Replication factors are 1: single node.
-        props.write_text("\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            f"log.dirs={self.data_dir}",
-            "num.partitions=4",
-            # Topics are created explicitly (ingest/worker/launcher); a typo must not create one.
-            "auto.create.topics.enable=false",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=8",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "log.retention.hours=720",
-            "",
-        ]))
+        props.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"log.dirs={self.data_dir}",
+                    "num.partitions=4",
+                    # Topics are created explicitly; a typo must not create one.
+                    "auto.create.topics.enable=false",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=8",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "log.retention.hours=720",
+                    "",
+                ]
+            )
+        )
         log4j = self.run_dir / "log4j2.properties"
-        log4j.write_text("\n".join([
-            "status = error",
-            "appender.console.type = Console",
-            "appender.console.name = STDOUT",
-            "appender.console.layout.type = PatternLayout",
-            "appender.console.layout.pattern = [%d] %p %m (%c)%n",
-            "rootLogger.level = WARN",
-            "rootLogger.appenderRef.stdout.ref = STDOUT",
-            "logger.kafka.name = kafka.server.KafkaRaftServer",
-            "logger.kafka.level = INFO",
-            "",
-        ]))
+        log4j.write_text(
+            "\n".join(
+                [
+                    "status = error",
+                    "appender.console.type = Console",
+                    "appender.console.name = STDOUT",
+                    "appender.console.layout.type = PatternLayout",
+                    "appender.console.layout.pattern = [%d] %p %m (%c)%n",
+                    "rootLogger.level = WARN",
+                    "rootLogger.appenderRef.stdout.ref = STDOUT",
+                    "logger.kafka.name = kafka.server.KafkaRaftServer",
+                    "logger.kafka.level = INFO",
+                    "",
+                ]
+            )
+        )
         return props
 
     def _java(self) -> str:
         java = shutil.which("java")
         if java is None:
-            raise BrokerLaunchError("Java ('java') is not on PATH; Kafka 4.x needs Java 17 or newer")
+            raise BrokerLaunchError(
+                "Java ('java') is not on PATH; Kafka 4.x needs Java 17 or newer"
+            )
         return java
 
     def _format_storage(self, libs: Path, props: Path) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = [self._java(), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-               "--config", str(props), "--cluster-id", cluster_id, "--ignore-formatted"]
+        cmd = [
+            self._java(),
+            "-cp",
+            f"{libs}/*",
+            "kafka.tools.StorageTool",
+            "format",
+            "--config",
+            str(props),
+            "--cluster-id",
+            cluster_id,
+            "--ignore-formatted",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise BrokerLaunchError(
@@ -250,15 +288,26 @@ class KafkaLauncher:
 
     def _spawn(self, libs: Path, props: Path) -> subprocess.Popen[bytes]:
         cmd = [
-            self._java(), "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            self._java(),
+            "-Xms256m",
+            "-Xmx1g",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.run_dir / 'log4j2.properties'}",
-            "-cp", f"{libs}/*", "kafka.Kafka", str(props),
+            "-cp",
+            f"{libs}/*",
+            "kafka.Kafka",
+            str(props),
         ]
         log = self.log_file.open("ab")
         try:
-            return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=self.run_dir,
+            return subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.run_dir,
             )
         finally:
             log.close()
@@ -341,7 +390,10 @@ async def _probe_produce(bootstrap: str) -> None:
     finally:
         await admin.close()
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, request_timeout_ms=5000,
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=5000,
     )
     await producer.start()
     try:

@@ -73,7 +73,14 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
                 continue
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.config or {})]
+                    [
+                        NewTopic(
+                            spec.name,
+                            spec.partitions,
+                            spec.replication_factor,
+                            topic_configs=spec.config or {},
+                        )
+                    ]
                 )
                 created.append(spec.name)
     finally:

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.settings import Settings, load_settings
+
+
+def test_defaults_are_the_embedded_local_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("PIPELINE_KAFKA_BOOTSTRAP_SERVERS", "PIPELINE_CLICKHOUSE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    s = load_settings()
+    assert s.kafka_bootstrap_servers is None  # -> the project's launcher
+    assert s.clickhouse_url is None  # -> embedded chdb
+    assert s.clickhouse_data_dir == Path("var/clickhouse")
+    assert s.topics.events == "usage.events"
+
+
+def test_environment_with_one_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_KAFKA_BOOTSTRAP_SERVERS", "broker:9092")
+    monkeypatch.setenv("PIPELINE_CLICKHOUSE_URL", "http://default:s3cret@ch:8123")
+    monkeypatch.setenv("PIPELINE_TOPIC_EVENTS", "prod.usage")
+    monkeypatch.setenv("PIPELINE_INGEST_PORT", "9000")
+    s = load_settings()
+    assert s.kafka_bootstrap_servers == "broker:9092"
+    assert s.topics.events == "prod.usage"
+    assert s.ingest_port == 9000
+    assert s.clickhouse_url is not None
+    assert "s3cret" not in repr(s)  # secrets never show in logs
+    assert s.clickhouse_url.get_secret_value().endswith("@ch:8123")
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings()
+    with pytest.raises(ValueError, match="frozen"):
+        s.ingest_port = 1  # type: ignore[misc]
+
+
+def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_INGEST_PORT", "not-a-port")
+    with pytest.raises(ConfigError, match="PIPELINE_INGEST_PORT"):
+        load_settings()
