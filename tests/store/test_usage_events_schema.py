@@ -30,7 +30,7 @@ EXPECTED_COLUMNS = [
     ("attributes", "Map(String, String)"),
     ("product", "Nullable(String)"),
     ("fate", "LowCardinality(String)"),
-    ("billing_run", "String"),
+    ("billing_run", "LowCardinality(String)"),
     ("source_partition", "UInt32"),
     ("source_offset", "UInt64"),
     ("processed_at", "DateTime64(3, 'UTC')"),
@@ -80,7 +80,7 @@ def test_columns_engine_and_keys_are_as_specified(fresh_database: tuple[Store, s
     )
     assert table == {
         "engine": "ReplacingMergeTree",
-        "sorting_key": "tenant, idempotency_key",
+        "sorting_key": "billing_run, tenant, idempotency_key",
         "partition_key": "toYYYYMM(event_time)",
     }
 

@@ -1,11 +1,14 @@
 -- 0001: usage_events, every unique usage event with its fate.
 --
--- One row per (canonical tenant, idempotency key): the SPEC 5 dedup key. The stream workers
+-- One row per (billing run, canonical tenant, idempotency key): the SPEC 5 dedup key within a
+-- billing run. The live stream writes run 'live'; a replay (rebilling) writes its own run, so
+-- it never collapses into, or replaces, what the live stream wrote. The stream workers
 -- write the first copy of each key here with its fate (billed, unmapped, ...). Later copies
 -- (fate duplicate) belong in the event log, never here: in this table they would collapse
 -- into, and could replace, the first copy's row.
 --
--- ENGINE ReplacingMergeTree without a version column, ORDER BY (tenant, idempotency_key):
+-- ENGINE ReplacingMergeTree without a version column, ORDER BY (billing_run, tenant,
+-- idempotency_key):
 --   the sorting key is the dedup key, so a redelivered row (a worker retried its insert after
 --   a crash or a Kafka rebalance) collapses into one row on merge, and `FINAL`, or an
 --   argMin(..., processed_at) grouped by the key, reads exactly one row per event before the
@@ -46,11 +49,11 @@ CREATE TABLE IF NOT EXISTS {database}.usage_events
     attributes Map(String, String),
     product Nullable(String),
     fate LowCardinality(String),
-    billing_run String,
+    billing_run LowCardinality(String),
     source_partition UInt32,
     source_offset UInt64,
     processed_at DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(event_time)
-ORDER BY (tenant, idempotency_key);
+ORDER BY (billing_run, tenant, idempotency_key);
