@@ -1,0 +1,1 @@
+"""The ingest edge: body decoding, gateway decoders and (elsewhere) the HTTP server."""

@@ -1,0 +1,49 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.events import CanonicalEvent
+from pipeline.ingest.decoders import DecodedItem, DecoderContext, build_event
+from pipeline.ingest.errors import EventRejected, InvalidField
+
+TIMESTAMP = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+
+
+def test_context_defaults() -> None:
+    ctx = DecoderContext(integration_id="aws-prod", gateway="aws")
+    assert dict(ctx.api_key_tenants) == {}
+    assert ctx.max_embedded_bytes == 8 * 1024 * 1024
+
+
+def test_build_event_forces_the_integration_and_converts_model_errors() -> None:
+    ctx = DecoderContext(integration_id="kong-prod", gateway="kong")
+    event = build_event(ctx, idempotency_key="k", timestamp=TIMESTAMP)
+    assert (event.gateway, event.integration_id) == ("kong", "kong-prod")
+    with pytest.raises(InvalidField) as caught:
+        build_event(ctx, idempotency_key="k", timestamp=TIMESTAMP, latency_ms=-5)
+    assert str(caught.value) == (
+        "event is invalid: latency_ms: Input should be greater than or equal to 0"
+    )
+
+
+def test_decoded_item_holds_exactly_one_outcome() -> None:
+    event = CanonicalEvent(
+        idempotency_key="k", gateway="kong", integration_id="i", timestamp=TIMESTAMP
+    )
+    with pytest.raises(ValueError, match="exactly one"):
+        DecodedItem(index=0, raw=b"{}")
+    with pytest.raises(ValueError, match="exactly one"):
+        DecodedItem(index=0, raw=b"{}", event=event, error="x")
+    accepted = DecodedItem(index=0, raw=b"{}", event=event)
+    with pytest.raises(ValueError, match="accepted"):
+        accepted.rejection()
+
+
+def test_rejection_carries_its_facts() -> None:
+    rejected = DecodedItem(index=3, sub_index=1, raw=b"{}", error="aws: boom")
+    error = rejected.rejection()
+    assert isinstance(error, EventRejected)
+    assert (error.index, error.sub_index, error.reason) == (3, 1, "aws: boom")
+    assert error.fields == {"index": 3, "reason": "aws: boom", "sub_index": 1}
+    assert str(error) == "event 3.1 rejected: aws: boom"
+    assert rejected.error_entry() == {"index": 3, "sub_index": 1, "error": "aws: boom"}
