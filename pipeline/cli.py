@@ -9,8 +9,9 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
-from pipeline.errors import PipelineError
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.settings import Settings, load_settings
 
 
@@ -70,6 +71,86 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from pipeline.billing import finalize_invoice, invoice_all, invoice_tenant
+    from pipeline.catalog import load_catalog
+    from pipeline.rating.render import render_invoice_text
+    from pipeline.store import open_store
+    from pipeline.store.migrate import migrate
+
+    if not args.all and not args.tenant:
+        raise ConfigError("invoice needs --tenant T or --all")
+    catalog = load_catalog(settings.rules_dir)
+    store = open_store(settings)
+    db = settings.clickhouse_database
+    try:
+        migrate(store, db)
+        if args.all:
+            report = invoice_all(store, db, catalog, args.period, clock=_utc_now)
+            if args.json:
+                payload = {
+                    "invoices": [s.to_json_dict() for s in report.invoices],
+                    "failures": [{"tenant": f.tenant, "error": f.error} for f in report.failures],
+                }
+                print(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+            else:
+                for stored in report.invoices:
+                    print(render_invoice_text(stored.invoice))
+                    print()
+                for line in report.lines():
+                    say(line)
+            return 1 if report.failures else 0
+        stored = invoice_tenant(store, db, catalog, args.tenant, args.period, clock=_utc_now)
+        if args.finalize:
+            stored = finalize_invoice(store, db, stored.tenant, args.period, clock=_utc_now)
+        if args.json:
+            print(orjson.dumps(stored.to_json_dict(), option=orjson.OPT_INDENT_2).decode())
+        else:
+            print(render_invoice_text(stored.invoice))
+            say(f"{stored.invoice_id}: {stored.outcome}")
+        return 0
+    finally:
+        store.close()
+
+
+def _cmd_finance(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.billing import finance_query_names, finance_query_summary, run_finance_query
+    from pipeline.store import open_store
+
+    if args.name is None:
+        for name in finance_query_names():
+            say(f"{name}: {finance_query_summary(name)}")
+        return 0
+    params: dict[str, object] = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--param takes name=value, got {item!r}")
+        params[key] = value
+    store = open_store(settings)
+    try:
+        rows = run_finance_query(store, settings.clickhouse_database, args.name, params)
+    finally:
+        store.close()
+    for row in rows:
+        say("  ".join(f"{k}={v}" for k, v in row.items()))
+    say(f"({len(rows)} rows)")
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.worker.runner import run_worker
+
+    run_worker(settings)
+    return 0
+
+
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -90,6 +171,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema (idempotent)")
     p.set_defaults(handler=_cmd_migrate)
+
+    p = sub.add_parser("worker", help="run a stream worker (Faust) until Ctrl-C")
+    p.set_defaults(handler=_cmd_worker)
+
+    p = sub.add_parser("invoice", help="compute, store and print a tenant's invoice for a month")
+    p.add_argument("--tenant", help="tenant id or alias")
+    p.add_argument("--period", required=True, help="billing month, YYYY-MM (UTC)")
+    p.add_argument("--all", action="store_true", help="every tenant with usage or a plan")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument(
+        "--finalize", action="store_true", help="finalize it: never changed again, only revised"
+    )
+    p.set_defaults(handler=_cmd_invoice)
+
+    p = sub.add_parser("finance", help="run a documented finance query (finance/*.sql)")
+    p.add_argument("name", nargs="?", help="query name; omit to list them")
+    p.add_argument("--param", action="append", default=[], help="name=value, repeatable")
+    p.set_defaults(handler=_cmd_finance)
     return parser
 
 

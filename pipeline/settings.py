@@ -53,6 +53,26 @@ class Settings(BaseSettings):
     ingest_port: int = Field(default=8080, ge=0, le=65535)
     state_dir: Path = Path("var")
 
+    # --- Ingest edge -----------------------------------------------------------------------------
+    ingest_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="cap on a request body as sent (compressed)"
+    )
+    ingest_max_decompressed_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="cap on a body after decompression"
+    )
+    ingest_kafka_timeout_s: float = Field(
+        default=10.0, gt=0, description="answer 503 when Kafka has not acknowledged in time"
+    )
+
+    # --- Stream workers ----------------------------------------------------------------------
+    worker_group_id: str = "usage-metering"
+    worker_batch_max: int = Field(default=5000, ge=1, description="events per ClickHouse batch")
+    worker_batch_within_s: float = Field(default=0.5, gt=0, description="max wait to fill a batch")
+    dedup_window_days: int = Field(default=35, ge=1, description="exact in-stream dedup window")
+    worker_web_port: int = Field(
+        default=6066, ge=0, le=65535, description="Faust web + /metrics of the worker"
+    )
+
     # --- Local broker launcher -----------------------------------------------------------------
     kafka_version: str = "4.1.1"
     cache_dir: Path = Field(

@@ -1,0 +1,1 @@
+"""Stream workers: the Faust adapter around the pure metering core (pipeline/metering)."""

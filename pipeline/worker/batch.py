@@ -1,0 +1,270 @@
+"""One batch of consumed messages -> decisions and rows. No Kafka, Faust or ClickHouse here.
+
+The agent (app.py) hands over the batch's messages and a way to read the dedup state; this
+module decodes, unifies the tenant, deduplicates, matches and meters each message, in partition
+order, and returns everything the agent must write, in the order it must write it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pipeline.catalog import Catalog
+from pipeline.events import EventFields
+from pipeline.events.codec import decode_event_fields
+from pipeline.events.errors import MalformedEvent
+from pipeline.metering import Metering
+from pipeline.metering.dedup import BatchDedup, Decision, FirstCopy, dedup_key, epoch_ms
+from pipeline.metering.meters import MeterEntry
+from pipeline.worker import metrics
+from pipeline.worker.sink import SinkBatch
+
+LIVE_RUN = "live"
+
+#: (index of the message in the batch, dedup key bytes) -> stored FirstCopy bytes or None
+StateLookup = Callable[[int, bytes], bytes | None]
+
+
+@dataclass(frozen=True)
+class ConsumedMessage:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    """A record for a Kafka topic (quarantine or dead letters)."""
+
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass
+class BatchResult:
+    sink_batch: SinkBatch = field(default_factory=SinkBatch)
+    quarantined: list[OutRecord] = field(default_factory=list)
+    dead_letters: list[OutRecord] = field(default_factory=list)
+    #: (index of the message that made it first, dedup key, FirstCopy bytes): store after writing
+    new_first_copies: list[tuple[int, bytes, bytes]] = field(default_factory=list)
+    #: partition -> last offset in this batch
+    last_offsets: dict[int, int] = field(default_factory=dict)
+    decisions: dict[str, int] = field(default_factory=dict)
+
+
+class BatchProcessor:
+    """Turns batches into rows; also remembers the processed position per partition (lag)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        clock: Callable[[], datetime],
+        window_ms: int,
+        billing_run: str = LIVE_RUN,
+    ) -> None:
+        self.metering = Metering(catalog)
+        self.clock = clock
+        self.window_ms = window_ms
+        self.billing_run = billing_run
+        self._positions: dict[int, int] = {}
+
+    def note_processed(self, partition: int, offset: int) -> None:
+        self._positions[partition] = offset + 1
+
+    def processed_position(self, partition: int) -> int | None:
+        return self._positions.get(partition)
+
+    def process(self, messages: Sequence[ConsumedMessage], lookup: StateLookup) -> BatchResult:
+        now = self.clock()
+        now_ms = epoch_ms(now)
+        result = BatchResult()
+        current = 0
+
+        def read_state(key: str) -> FirstCopy | None:
+            raw = lookup(current, key.encode())
+            return None if raw is None else FirstCopy.decode(raw)
+
+        dedup = BatchDedup(read_state, now_ms, self.window_ms)
+        first_index: dict[str, int] = {}
+        rows = result.sink_batch
+        counts: dict[str, int] = {}
+        for current, message in enumerate(messages):  # read_state reads `current`
+            result.last_offsets[message.partition] = message.offset
+            metrics.EVENTS_IN.inc()
+            try:
+                if message.value is None:
+                    raise MalformedEvent("record has no value")
+                fields = decode_event_fields(message.value)
+            except MalformedEvent as exc:
+                result.dead_letters.append(_dead_letter(message, str(exc)))
+                metrics.DEAD_LETTERS.inc()
+                counts["dead_letter"] = counts.get("dead_letter", 0) + 1
+                continue
+            assessment = self.metering.assess(fields)
+            resolution = assessment.tenant
+            payload = message.value.decode()
+            if resolution.tenant_id is None:
+                reason = str(resolution.reason)
+                rows.event_log.append(
+                    _log_row(
+                        message,
+                        fields,
+                        None,
+                        "quarantined",
+                        None,
+                        payload,
+                        now,
+                        reason=reason,
+                        detail=resolution.detail,
+                    )
+                )
+                result.quarantined.append(
+                    OutRecord(
+                        key=fields["idempotency_key"].encode(),
+                        value=message.value,
+                        headers=[
+                            ("reason", reason.encode()),
+                            ("detail", resolution.detail.encode()),
+                            ("integration", fields["integration_id"].encode()),
+                        ],
+                    )
+                )
+                metrics.QUARANTINED.labels(reason=reason).inc()
+                counts["quarantined"] = counts.get("quarantined", 0) + 1
+                continue
+            tenant = resolution.tenant_id
+            key = dedup_key(tenant, fields["idempotency_key"])
+            decision = dedup.decide(
+                key, message.partition, message.offset, epoch_ms(fields["timestamp"])
+            )
+            product = assessment.product_id
+            if decision is Decision.DUPLICATE:
+                rows.event_log.append(
+                    _log_row(message, fields, tenant, "duplicate", product, payload, now)
+                )
+                metrics.FATES.labels(decision="duplicate").inc()
+                counts["duplicate"] = counts.get("duplicate", 0) + 1
+                continue
+            if decision is Decision.NEW:
+                first_index[key] = current
+            rows.event_log.append(
+                _log_row(message, fields, tenant, "first_copy", product, payload, now)
+            )
+            rows.usage_events.append(
+                _usage_row(message, fields, tenant, product, self.billing_run, now)
+            )
+            if product is None:
+                metrics.UNMAPPED.inc()
+            for entry in assessment.entries:
+                if isinstance(entry, MeterEntry):
+                    rows.meter_entries.append(
+                        _entry_row(entry, fields, tenant, product, self.billing_run)
+                    )
+                else:
+                    metrics.METER_PROBLEMS.labels(product=product, metric=entry.metric_id).inc()
+            metrics.FATES.labels(decision="first_copy").inc()
+            counts["first_copy"] = counts.get("first_copy", 0) + 1
+        result.new_first_copies = [
+            (first_index[key], key.encode(), first.encode()) for key, first in dedup.updates.items()
+        ]
+        result.decisions = counts
+        return result
+
+
+def _dead_letter(message: ConsumedMessage, reason: str) -> OutRecord:
+    return OutRecord(
+        key=None,
+        value=message.value or b"",
+        headers=[
+            ("reason", f"stream worker: {reason}".encode()),
+            ("source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
+        ],
+    )
+
+
+def _log_row(
+    message: ConsumedMessage,
+    fields: EventFields,
+    tenant: str | None,
+    disposition: str,
+    product: str | None,
+    payload: str,
+    now: datetime,
+    *,
+    reason: str = "",
+    detail: str = "",
+) -> Mapping[str, Any]:
+    return {
+        "source_topic": message.topic,
+        "source_partition": message.partition,
+        "source_offset": message.offset,
+        "idempotency_key": fields["idempotency_key"],
+        "integration_id": fields["integration_id"],
+        "gateway": fields["gateway"],
+        "tenant_headers": fields["tenant_headers"],
+        "tenant": tenant,
+        "event_time": fields["timestamp"],
+        "disposition": disposition,
+        "quarantine_reason": reason,
+        "quarantine_detail": detail,
+        "product": product,
+        "payload": payload,
+        "processed_at": now,
+    }
+
+
+def _usage_row(
+    message: ConsumedMessage,
+    fields: EventFields,
+    tenant: str,
+    product: str | None,
+    billing_run: str,
+    now: datetime,
+) -> Mapping[str, Any]:
+    headers = fields["tenant_headers"]
+    return {
+        "tenant": tenant,
+        "idempotency_key": fields["idempotency_key"],
+        "gateway": fields["gateway"],
+        "integration_id": fields["integration_id"],
+        "tenant_header": headers[0] if headers else None,
+        "event_time": fields["timestamp"],
+        "api": fields["api"],
+        "route": fields["route"],
+        "method": fields["method"],
+        "status": fields["status"],
+        "request_bytes": fields["request_bytes"],
+        "response_bytes": fields["response_bytes"],
+        "latency_ms": fields["latency_ms"],
+        "consumer": fields["consumer"],
+        "attributes": fields["attributes"],
+        "product": product,
+        "fate": "unmapped" if product is None else "billed",
+        "billing_run": billing_run,
+        "source_partition": message.partition,
+        "source_offset": message.offset,
+        "processed_at": now,
+    }
+
+
+def _entry_row(
+    entry: MeterEntry, fields: EventFields, tenant: str, product: str | None, billing_run: str
+) -> Mapping[str, Any]:
+    return {
+        "billing_run": billing_run,
+        "tenant": tenant,
+        "product": product,
+        "metric": entry.metric_id,
+        "aggregation": entry.aggregation,
+        "idempotency_key": fields["idempotency_key"],
+        "event_time": fields["timestamp"],
+        "value": entry.value,
+        "distinct_value": entry.distinct_value,
+        "divide_by": entry.divide_by,
+    }
