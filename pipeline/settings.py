@@ -73,6 +73,12 @@ class Settings(BaseSettings):
         default=6066, ge=0, le=65535, description="Faust web + /metrics of the worker"
     )
 
+    worker_crash_at: str | None = Field(
+        default=None,
+        pattern=r"^(after_sink|after_state|after_ack):[0-9]+$",
+        description="TEST ONLY fault injection: SIGKILL the worker at <point>:<batch number>",
+    )
+
     # --- Local broker launcher -----------------------------------------------------------------
     kafka_version: str = "4.1.1"
     cache_dir: Path = Field(

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -111,6 +113,7 @@ def build_app(
         help="first copy (partition, offset, times) of each (tenant, idempotency key)",
     )
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-sink")
+    crash = CrashPoint.parse(settings.worker_crash_at)
 
     def in_context_of(event: Any) -> None:
         # Faust decides a table key's changelog partition and RocksDB column from the *current
@@ -143,6 +146,7 @@ def build_app(
                 result = processor.process(consumed, lookup)
                 # 1-3: ClickHouse, retried inside until written (sink.py documents crash points)
                 await loop.run_in_executor(executor, sink.write, result.sink_batch)
+                crash.maybe("after_sink")
                 # 4: quarantine and dead-letter records, acknowledged by Kafka
                 sends = [
                     await quarantine_topic.send(key=r.key, value=r.value, headers=r.headers)
@@ -157,9 +161,12 @@ def build_app(
                 for index, key, value in result.new_first_copies:
                     in_context_of(events[index])
                     dedup[key] = value
+                crash.maybe("after_state")
                 # 6: ack; Faust commits contiguous acked offsets after this
                 for ev in events:
                     await stream.ack(ev)
+                crash.maybe("after_ack")
+                crash.batches += 1
                 for tp_partition, offset in result.last_offsets.items():
                     processor.note_processed(tp_partition, offset)
         except SinkStopped as exc:
@@ -183,3 +190,25 @@ def build_app(
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+class CrashPoint:
+    """TEST-ONLY fault injection (``PIPELINE_WORKER_CRASH_AT=<point>:<batch>``): the process
+    SIGKILLs itself at that point of that batch (1-based), like a power cut. Off by default."""
+
+    def __init__(self, point: str | None, batch: int) -> None:
+        self.point = point
+        self.batch = batch
+        self.batches = 0
+
+    @classmethod
+    def parse(cls, spec: str | None) -> CrashPoint:
+        if not spec:
+            return cls(None, 0)
+        point, _, number = spec.partition(":")
+        return cls(point, int(number))
+
+    def maybe(self, point: str) -> None:
+        if self.point == point and self.batches + 1 == self.batch:
+            log.warning("fault injection: SIGKILL at %s of batch %d", point, self.batch)
+            os.kill(os.getpid(), signal.SIGKILL)
