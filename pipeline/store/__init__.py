@@ -3,6 +3,8 @@
 * :class:`pipeline.store.embedded.EmbeddedStore`: chdb, in-process, on ``clickhouse_data_dir``
   (the default when no server URL is set). One process owns a data directory.
 * :class:`pipeline.store.server.ServerStore`: a ClickHouse server through clickhouse-connect.
+* :class:`pipeline.store.relay.RelayStore`: an embedded store owned by another process, through
+  ``python -m pipeline.store.relay`` (``clickhouse_url`` = ``relay://HOST:PORT``).
 
 Both adapters send rows as JSONEachRow and read results as typed JSONCompact through
 :mod:`pipeline.store.codec`, so ``Decimal`` stays ``Decimal`` and date-times come back
@@ -30,7 +32,7 @@ class Store(Protocol):
 
     @property
     def engine(self) -> str:
-        """``"chdb"`` or ``"server"``: for messages and metrics, never for branching SQL."""
+        """``"chdb"``, ``"server"`` or ``"relay"``: for messages and metrics, not to branch SQL."""
         ...
 
     def command(self, sql: str) -> None:
@@ -63,11 +65,19 @@ class Store(Protocol):
 
 
 def open_store(settings: Settings) -> Store:
-    """The server adapter when ``settings.clickhouse_url`` is set, else the embedded one."""
+    """The server adapter when ``settings.clickhouse_url`` is set, else the embedded one.
+
+    A ``relay://HOST:PORT`` URL selects the relay client (the embedded store of another process).
+    """
     if settings.clickhouse_url is not None:
+        url = settings.clickhouse_url.get_secret_value()
+        if url.lower().startswith("relay://"):
+            from pipeline.store.relay import RelayStore
+
+            return RelayStore.connect(url)
         from pipeline.store.server import ServerStore
 
-        return ServerStore.connect(settings.clickhouse_url.get_secret_value())
+        return ServerStore.connect(url)
     from pipeline.store.embedded import EmbeddedStore
 
     return EmbeddedStore.open(settings.clickhouse_data_dir)
