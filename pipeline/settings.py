@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     worker_group_id: str = "usage-metering"
     worker_batch_max: int = Field(default=5000, ge=1, description="events per ClickHouse batch")
     worker_batch_within_s: float = Field(default=0.5, gt=0, description="max wait to fill a batch")
+    worker_session_timeout_s: float = Field(
+        default=10.0,
+        ge=6,
+        description="a worker that died without leaving the group holds its partitions this long",
+    )
     dedup_window_days: int = Field(default=35, ge=1, description="exact in-stream dedup window")
     worker_web_port: int = Field(
         default=6066, ge=0, le=65535, description="Faust web + /metrics of the worker"

@@ -69,6 +69,10 @@ def build_app(
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
         broker_commit_interval=1.0,
+        # A worker killed without leaving the group keeps its partitions until its session
+        # expires; a short session lets a restarted or surviving worker take over quickly.
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=max(settings.worker_session_timeout_s / 4, 1.0),
         table_standby_replicas=0,
         producer_acks=-1,
         web_enabled=settings.worker_web_port != 0,

@@ -49,6 +49,7 @@ def prepare_worker(
         window_ms=settings.dedup_window_days * 24 * 3600 * 1000,
     )
     sink = ClickHouseSink(store, settings.clickhouse_database)
+    (settings.state_dir / "worker").mkdir(parents=True, exist_ok=True)
     app = build_app(settings, bootstrap, processor, sink)
     return app, sink
 
