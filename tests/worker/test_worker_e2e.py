@@ -210,11 +210,14 @@ def test_second_worker_joins_then_one_leaves_by_sigterm(stack: Stack) -> None:
     one = start_worker(stack.env("w1"), stack.log("w1"))
     two = None
     try:
-        time.sleep(6)  # w1 is mid-stream
+        time.sleep(5)  # w1 is mid-stream
         two = start_worker(stack.env("w2"), stack.log("w2"))
+        time.sleep(8)  # the group rebalanced onto both workers
         stack.produce(deliveries[half:], seed=22)
-        time.sleep(6)  # rebalanced, both consuming
-        assert stop_worker(one, signal.SIGTERM) is not None
+        lag = asyncio.run(group_lag(stack.bootstrap, stack.name, stack.topic))
+        assert lag is not None and lag > 0  # w1 leaves with work in flight
+        stop_worker(one, signal.SIGTERM)
+        assert one.returncode == 0, stack.log("w1").read_text()[-3000:]
         wait_drained(
             stack.bootstrap,
             stack.name,
