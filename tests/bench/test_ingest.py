@@ -1,0 +1,91 @@
+"""The ingest bench with tiny numbers against the real broker: result structure, not timings."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from pipeline.bench import build_bodies, dev_plugins
+from pipeline.bench.ingest import IngestBenchResult, run_ingest_bench
+from pipeline.catalog import load_catalog
+from pipeline.errors import ConfigError
+from pipeline.events import GATEWAYS
+from pipeline.ingest.body import decode_body
+from pipeline.ingest.decoders import DecoderContext, decode_items
+from pipeline.settings import Settings
+from tests.ingest.test_service import REPO_RULES
+
+
+def settings() -> Settings:
+    return Settings(rules_dir=REPO_RULES)
+
+
+def test_bench_bodies_are_realistic_batches_every_gateway_decodes_cleanly() -> None:
+    catalog = load_catalog(REPO_RULES)
+    plugins = dev_plugins(catalog)
+    assert sorted(p.integration.gateway for p in plugins) == sorted(GATEWAYS)
+    bodies = build_bodies(catalog, plugins, count=10, batch_size=20, run="r1", seed=3)
+    assert bodies == build_bodies(catalog, plugins, count=10, batch_size=20, run="r1", seed=3)
+    keys = set()
+    for plugin, body in bodies:
+        items = decode_body(body, "lz4", max_compressed=1 << 20, max_decompressed=1 << 22)
+        integration = plugin.integration
+        ctx = DecoderContext(integration.id, integration.gateway, integration.api_key_tenants)
+        decoded = decode_items(items, ctx)
+        assert len(decoded) == 20 and all(d.event is not None for d in decoded), decoded
+        keys.update(d.event.idempotency_key for d in decoded if d.event)
+    assert len(keys) == 200  # unique idempotency keys across the pool
+
+
+def test_bench_refuses_nonsense_sizes() -> None:
+    with pytest.raises(ConfigError):
+        run_ingest_bench(settings(), "127.0.0.1:1", clients=0)
+
+
+def _check(result: IngestBenchResult, batches: int, batch_size: int) -> None:
+    assert result.plan.batches == batches and result.plan.batch_size == batch_size
+    assert result.events_sent == batches * batch_size
+    assert result.events_accepted == result.events_sent and result.failed_batches == 0
+    assert result.duration_s > 0 and result.events_per_s > 0
+    assert 0 < result.p50_ms <= result.p99_ms <= result.max_ms
+    assert set(result.stage_ms) == {"read", "decode", "publish"}
+    assert all(ms >= 0 for ms in result.stage_ms.values())
+    text = result.summary()
+    assert "events/s" in text and "p99" in text and "edge time per batch" in text
+
+
+async def _bench_topics(bootstrap: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return [t for t in await admin.list_topics() if t.startswith("bench-ingest-")]
+    finally:
+        await admin.close()
+
+
+@pytest.mark.integration
+def test_in_process_bench_reports_throughput_latency_and_stages(kafka_bootstrap: str) -> None:
+    before = set(asyncio.run(_bench_topics(kafka_bootstrap)))
+    result = run_ingest_bench(
+        settings(), kafka_bootstrap, clients=2, batches=6, batch_size=5, warmup_batches=1,
+        in_process=True,
+    )  # fmt: skip
+    _check(result, 6, 5)
+    assert result.plan.in_process and result.profile == []
+    assert set(asyncio.run(_bench_topics(kafka_bootstrap))) <= before  # its topics are deleted
+
+
+@pytest.mark.integration
+def test_subprocess_bench_with_two_edges_and_a_profile(kafka_bootstrap: str) -> None:
+    result = run_ingest_bench(
+        settings(), kafka_bootstrap, clients=3, batches=8, batch_size=10, warmup_batches=2,
+        edge_processes=2, profile=True,
+    )  # fmt: skip
+    _check(result, 8, 10)
+    assert result.plan.edge_processes == 2 and not result.plan.in_process
+    split, *top = result.profile
+    assert split.startswith("CPU ") and "gateway decoders" in split and "producer send" in split
+    assert 0 < len(top) <= 15 and all(" own " in line for line in top)
+    assert "edge profile" in result.summary()
