@@ -37,7 +37,7 @@ from faust.streams import _current_event
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pipeline.settings import Settings
-from pipeline.worker.batch import BatchProcessor, ConsumedMessage
+from pipeline.worker.batch import BatchProcessor, BatchResult, ConsumedMessage
 from pipeline.worker.metrics import CONSUMER_LAG
 from pipeline.worker.sink import ClickHouseSink, SinkStopped
 
@@ -75,6 +75,11 @@ def build_app(
         broker_heartbeat_interval=max(settings.worker_session_timeout_s / 4, 1.0),
         table_standby_replicas=0,
         producer_acks=-1,
+        # Throughput: fetch and buffer whole batches (defaults fetch ~500 records at a time and
+        # let a stream prefetch only 4096, which starved the batch step).
+        broker_max_poll_records=settings.worker_batch_max,
+        stream_buffer_maxsize=4 * settings.worker_batch_max,
+        consumer_max_fetch_size=8 * 1024 * 1024,
         web_enabled=settings.worker_web_port != 0,
         web_port=settings.worker_web_port or 6066,
         web_bind="127.0.0.1",
@@ -128,10 +133,50 @@ def build_app(
     @app.agent(events_topic, concurrency=1)
     async def meter(stream: faust.StreamT[bytes]) -> None:
         loop = asyncio.get_running_loop()
+        # Batches whose ClickHouse write is under way, finished strictly in order. While batch
+        # N is written (sink thread), batch N+1 is taken and decided (this task); its dedup
+        # decisions see N's first copies through processor.in_flight. At most two in flight.
+        written: asyncio.Queue[tuple[list[Any], BatchResult, asyncio.Future[int]] | None] = (
+            asyncio.Queue(maxsize=1)
+        )
+
+        async def finish_in_order() -> None:
+            while (item := await written.get()) is not None:
+                events, result, write = item
+                # 1-3: ClickHouse, retried inside until written (sink.py: crash points)
+                await write
+                crash.maybe("after_sink")
+                # 4: quarantine and dead-letter records, acknowledged by Kafka
+                sends = [
+                    await quarantine_topic.send(key=r.key, value=r.value, headers=r.headers)
+                    for r in result.quarantined
+                ] + [
+                    await dead_letter_topic.send(key=r.key, value=r.value, headers=r.headers)
+                    for r in result.dead_letters
+                ]
+                if sends:
+                    await asyncio.gather(*sends)
+                # 5: dedup state learns the first copies written above
+                for index, key, value in result.new_first_copies:
+                    in_context_of(events[index])
+                    dedup[key] = value
+                processor.settled(result)
+                crash.maybe("after_state")
+                # 6: ack; Faust commits contiguous acked offsets after this
+                for ev in events:
+                    await stream.ack(ev)
+                crash.maybe("after_ack")
+                crash.batches += 1
+                for partition, offset in result.last_offsets.items():
+                    processor.note_processed(partition, offset)
+
+        finisher = asyncio.ensure_future(finish_in_order())
         try:
             async for events in stream.noack_take(  # type: ignore[attr-defined]
                 settings.worker_batch_max, within=settings.worker_batch_within_s
             ):
+                if finisher.done():
+                    finisher.result()  # re-raise what stopped it
                 consumed = [
                     ConsumedMessage(
                         topic=ev.message.topic,
@@ -148,35 +193,17 @@ def build_app(
                     return value
 
                 result = processor.process(consumed, lookup)
-                # 1-3: ClickHouse, retried inside until written (sink.py documents crash points)
-                await loop.run_in_executor(executor, sink.write, result.sink_batch)
-                crash.maybe("after_sink")
-                # 4: quarantine and dead-letter records, acknowledged by Kafka
-                sends = [
-                    await quarantine_topic.send(key=r.key, value=r.value, headers=r.headers)
-                    for r in result.quarantined
-                ] + [
-                    await dead_letter_topic.send(key=r.key, value=r.value, headers=r.headers)
-                    for r in result.dead_letters
-                ]
-                if sends:
-                    await asyncio.gather(*sends)
-                # 5: dedup state learns the first copies written above
-                for index, key, value in result.new_first_copies:
-                    in_context_of(events[index])
-                    dedup[key] = value
-                crash.maybe("after_state")
-                # 6: ack; Faust commits contiguous acked offsets after this
-                for ev in events:
-                    await stream.ack(ev)
-                crash.maybe("after_ack")
-                crash.batches += 1
-                for tp_partition, offset in result.last_offsets.items():
-                    processor.note_processed(tp_partition, offset)
+                write = loop.run_in_executor(executor, sink.write, result.sink_batch)
+                put = asyncio.ensure_future(written.put((events, result, write)))
+                await asyncio.wait({put, finisher}, return_when=asyncio.FIRST_COMPLETED)
+                if finisher.done():
+                    put.cancel()
+                    finisher.result()  # re-raise what stopped it (SinkStopped)
         except SinkStopped as exc:
             log.warning("worker stopping: %s (they will be redelivered)", exc)
         finally:
             sink.stopping.set()
+            finisher.cancel()
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def report_lag() -> None:

@@ -56,6 +56,9 @@ def prepare_worker(
 
 def run_worker(settings: Settings) -> None:
     """Run one worker process until SIGINT/SIGTERM."""
+    # aiokafka logs every produce at DEBUG; building those records cost ~15% of the hot path.
+    for name in ("aiokafka", "faust", "mode"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     app, sink = prepare_worker(settings)
     print(
         f"Worker '{settings.worker_group_id}' consuming {settings.topics.events}; "

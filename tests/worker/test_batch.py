@@ -134,3 +134,17 @@ def test_rows_carry_exact_decimals_and_the_raw_payload() -> None:
     egress = next(r for r in result.sink_batch.meter_entries if r["metric"] == "egress_gb")
     assert str(egress["value"]) == "1000000001"
     assert str(egress["divide_by"]) == "1000000000"
+
+
+def test_first_copies_of_a_batch_still_being_written_count_for_the_next_batch() -> None:
+    p = processor()
+    first = p.process([msg(0, record(idempotency_key="k"))], no_state)
+    assert dedup_key("acme", "k") in p.in_flight
+    second = p.process([msg(5, record(idempotency_key="k"))], no_state)
+    assert [r["disposition"] for r in second.sink_batch.event_log] == ["duplicate"]
+    p.settled(first)
+    assert p.in_flight == {}
+    # once settled, the durable state answers (here: it says this very message was first)
+    state = {dedup_key("acme", "k").encode(): first.new_first_copies[0][2]}
+    third = p.process([msg(0, record(idempotency_key="k"))], lambda _i, k: state.get(k))
+    assert [r["disposition"] for r in third.sink_batch.event_log] == ["first_copy"]
