@@ -151,6 +151,81 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.ingest.server import run_ingest
+
+    run_ingest(settings, say=say, log_level=args.log_level, log_json=args.json_logs)
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from pipeline.catalog import load_catalog
+    from pipeline.replay import run_replay
+    from pipeline.store import open_store
+    from pipeline.store.migrate import migrate
+
+    catalog = load_catalog(settings.rules_dir)
+    store = open_store(settings)
+    try:
+        migrate(store, settings.clickhouse_database)
+        report = run_replay(
+            store,
+            settings.clickhouse_database,
+            catalog,
+            args.period,
+            clock=_utc_now,
+            tenant=args.tenant,
+            dry_run=args.dry_run,
+            reinvoice=args.reinvoice,
+            progress=None if args.json else say,
+        )
+    finally:
+        store.close()
+    if args.json:
+        print(orjson.dumps(report.to_json_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        for line in report.lines():
+            say(line)
+    return 0
+
+
+def _cmd_events(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from pipeline.catalog import load_catalog
+    from pipeline.replay import event_log_report
+    from pipeline.store import open_store
+
+    catalog = load_catalog(settings.rules_dir)
+    store = open_store(settings)
+    try:
+        report = event_log_report(
+            store,
+            settings.clickhouse_database,
+            catalog,
+            args.tenant,
+            gateway=args.gateway,
+            period=args.period,
+            sample=args.sample,
+        )
+    finally:
+        store.close()
+    if args.json:
+        print(orjson.dumps(report.to_json_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        for line in report.lines():
+            say(line)
+    return 0
+
+
+def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.dev import run_dev
+
+    return run_dev(settings, events=args.events, keep_running=not args.once, say=say)
+
+
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -172,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema (idempotent)")
     p.set_defaults(handler=_cmd_migrate)
 
+    p = sub.add_parser("ingest", help="serve the ingest edge POST /v1/ingest until Ctrl-C")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--json-logs", action="store_true", help="one JSON object per log line")
+    p.set_defaults(handler=_cmd_ingest)
+
     p = sub.add_parser("worker", help="run a stream worker (Faust) until Ctrl-C")
     p.set_defaults(handler=_cmd_worker)
 
@@ -184,6 +264,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--finalize", action="store_true", help="finalize it: never changed again, only revised"
     )
     p.set_defaults(handler=_cmd_invoice)
+
+    p = sub.add_parser(
+        "replay", help="re-rate a month from the event log with the current rules (rebilling)"
+    )
+    p.add_argument("--period", required=True, help="billing month, YYYY-MM (UTC)")
+    p.add_argument("--tenant", help="only this tenant (id or alias)")
+    p.add_argument("--dry-run", action="store_true", help="show the difference, write nothing")
+    p.add_argument(
+        "--reinvoice", action="store_true", help="recompute drafts / revise finalized invoices"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_replay)
+
+    p = sub.add_parser("events", help="event log: what happened to a tenant's events, per gateway")
+    p.add_argument("--tenant", required=True, help="tenant id, alias or raw X-Tenant-Id value")
+    p.add_argument("--gateway", choices=["kong", "apigee", "aws", "azure", "mulesoft"])
+    p.add_argument("--period", help="YYYY-MM")
+    p.add_argument("--sample", type=int, default=10, help="events to show with their fate")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_events)
+
+    p = sub.add_parser(
+        "dev",
+        help="the whole stack here: Kafka, ClickHouse, edge, worker, sample traffic, invoices",
+    )
+    p.add_argument("--events", type=int, default=2000, help="distinct sample calls to send")
+    p.add_argument("--once", action="store_true", help="exit after printing the invoices")
+    p.set_defaults(handler=_cmd_dev)
 
     p = sub.add_parser("finance", help="run a documented finance query (finance/*.sql)")
     p.add_argument("name", nargs="?", help="query name; omit to list them")

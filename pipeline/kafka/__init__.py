@@ -86,3 +86,30 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
     finally:
         await admin.close()
     return created
+
+
+async def group_lag(bootstrap: str, group: str, topic: str) -> int | None:
+    """Messages of ``topic`` that consumer group ``group`` has not committed yet.
+
+    None while the group has committed nothing for the topic (a worker still starting).
+    """
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        # A consumer without subscriptions fetches no topic metadata until asked to.
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        ends = await consumer.end_offsets(tps)
+        if not any(tp in committed for tp in tps):
+            return None
+        return int(sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps))
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -74,3 +74,40 @@ def test_produce_and_consume_back_every_message(kafka_bootstrap: str, unique_nam
         segments = list(Path(launcher.data_dir).glob(f"{unique_name}-*/*.log"))
         assert segments
         assert any(LZ4_FRAME_MAGIC in seg.read_bytes() for seg in segments)
+
+
+@pytest.mark.integration
+def test_group_lag_counts_uncommitted_messages(kafka_bootstrap: str, unique_name: str) -> None:
+    from aiokafka.structs import TopicPartition
+
+    from pipeline.kafka import group_lag
+
+    async def scenario() -> tuple[int | None, int | None, int | None]:
+        await ensure_topics(kafka_bootstrap, [TopicSpec(unique_name, 2)])
+        producer = make_producer(kafka_bootstrap)
+        await producer.start()
+        for _ in range(6):
+            await producer.send_and_wait(unique_name, value=b"x", partition=0)
+        for _ in range(4):
+            await producer.send_and_wait(unique_name, value=b"y", partition=1)
+        await producer.stop()
+        before = await group_lag(kafka_bootstrap, unique_name, unique_name)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=kafka_bootstrap, group_id=unique_name, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            p0, p1 = TopicPartition(unique_name, 0), TopicPartition(unique_name, 1)
+            consumer.assign([p0, p1])
+            await consumer.commit({p0: 6})
+            partial = await group_lag(kafka_bootstrap, unique_name, unique_name)
+            await consumer.commit({p1: 4})
+            done = await group_lag(kafka_bootstrap, unique_name, unique_name)
+        finally:
+            await consumer.stop()
+        return before, partial, done
+
+    before, partial, done = asyncio.run(scenario())
+    assert before is None  # nothing committed yet
+    assert partial == 4  # partition 1 not committed
+    assert done == 0

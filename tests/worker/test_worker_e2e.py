@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.catalog import load_catalog
+from pipeline.kafka import group_lag
 from pipeline.settings import Settings
 from pipeline.store import Store, open_store
 from pipeline.traffic import SampleDelivery, canonical, sample_deliveries, shuffled_copies
@@ -28,7 +29,6 @@ from tests.support.reference import Expected, expected_usage
 from tests.support.stack import (
     REPO,
     Relay,
-    group_lag,
     produce_events,
     start_worker,
     stop_worker,
@@ -58,6 +58,7 @@ class Stack:
             name=self.name,
             store_url=self.relay.url,
             state_dir=self.tmp / f"state-{worker}",
+            rules_dir=REPO / "rating_rules",
             extra={"PIPELINE_WORKER_BATCH_MAX": "100", **extra},
         )
 
