@@ -22,19 +22,12 @@ import pytest
 
 from pipeline.catalog import load_catalog
 from pipeline.kafka import group_lag
+from pipeline.processes import Relay, start_worker, stop_worker, worker_env
 from pipeline.settings import Settings
 from pipeline.store import Store, open_store
 from pipeline.traffic import SampleDelivery, canonical, sample_deliveries, shuffled_copies
 from tests.support.reference import Expected, expected_usage
-from tests.support.stack import (
-    REPO,
-    Relay,
-    produce_events,
-    start_worker,
-    stop_worker,
-    wait_drained,
-    worker_env,
-)
+from tests.support.stack import REPO, produce_events, wait_drained
 
 pytestmark = pytest.mark.integration
 
@@ -271,3 +264,70 @@ def test_quantities_are_decimals(stack: Stack) -> None:
         assert rows and all(isinstance(r["quantity"], Decimal) for r in rows)
     finally:
         store.close()
+
+
+def test_one_invoice_for_a_tenant_seen_through_three_gateways(stack: Stack) -> None:
+    """acme's usage arrives via Kong, Azure and MuleSoft under different X-Tenant-Id variants,
+    retried 1-3 times: one invoice whose total equals an independent calculation."""
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.billing import invoice_tenant
+    from pipeline.ingest.decoders.samples import SampleCall
+    from pipeline.rating import Period, compute_invoice
+
+    variants = {"kong": "ACME-LEGACY", "azure": " acme_eu ", "mulesoft": "Acme"}
+    apis = {"kong": "payments-svc", "azure": "payments-api", "mulesoft": "16183421"}
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    deliveries = [
+        SampleDelivery(
+            gateway,  # type: ignore[arg-type]
+            SampleCall(
+                idempotency_key=f"inv-{gateway}-{i}",
+                timestamp=start + timedelta(hours=i),
+                api=apis[gateway],
+                route="/v1/payments",
+                method="POST",
+                status=200 if i % 5 else 502,
+                request_bytes=300,
+                response_bytes=700_000_000 + i,
+                latency_ms=20 + i,
+                consumer=f"app-{i % 13}",
+                tenant=variants[gateway],
+            ),
+            1 + i % 3,
+        )
+        for gateway in variants
+        for i in range(40)
+    ]
+    expected = expected_for(deliveries)
+    assert not expected.quarantined
+    stack.produce(deliveries)
+    stack.run_until_drained()
+    catalog = load_catalog(REPO / "rating_rules")
+    period = Period.parse("2026-03")
+    # Independent: quantities from the naive reference over the unique events, then the rules.
+    quantities = {
+        (product, metric): quantity
+        for (tenant, product, metric, month), quantity in expected.quantities.items()
+        if tenant == "acme" and month == "2026-03"
+    }
+    independent = compute_invoice(catalog, "acme", period, quantities)
+    store = stack.store()
+    try:
+        gateways = store.query(
+            f"SELECT DISTINCT gateway FROM {DB}.usage_events FINAL WHERE tenant = 'acme'"
+        )
+        assert {r["gateway"] for r in gateways} == {"kong", "azure", "mulesoft"}
+        stored = invoice_tenant(
+            store, DB, catalog, "ACME-LEGACY", period, clock=lambda: datetime.now(UTC)
+        )
+    finally:
+        store.close()
+    assert stored.tenant == "acme"
+    assert stored.invoice.total == independent.total
+    assert [(line.name, line.amount) for line in stored.invoice.lines] == [
+        (line.name, line.amount) for line in independent.lines
+    ]
+    # 96 of 120 calls answered below 500: 120 * 4/5 calls, each billed once
+    calls = next(line for line in stored.invoice.lines if line.metric == "calls")
+    assert calls.quantity == 96
