@@ -220,6 +220,60 @@ def _cmd_events(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+    import platform
+    import tempfile
+    from dataclasses import asdict
+    from pathlib import Path
+
+    import orjson
+
+    from pipeline.bench.ingest import run_ingest_bench
+    from pipeline.bench.worker import run_worker_bench
+    from pipeline.kafka import resolve_bootstrap
+
+    bootstrap = resolve_bootstrap(settings, say=say)
+    machine = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    say(f"Machine: {machine}")
+    say(f"Ingest edge: {args.ingest_batches} lz4 batches of 100 events, {args.clients} clients")
+    ingest = run_ingest_bench(
+        settings, bootstrap, clients=args.clients, batches=args.ingest_batches
+    )
+    say(ingest.summary())
+    with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as work:
+        worker = run_worker_bench(
+            bootstrap,
+            events=args.worker_events,
+            work_dir=Path(work),
+            rules_dir=settings.rules_dir,
+            say=say,
+        )
+    say("")
+    say(f"{'measure':44} {'events/s':>12}")
+    say(f"{'ingest edge (1 process, lz4 batches of 100)':44} {ingest.events_per_s:12,.0f}")
+    say(f"{'bare aiokafka produce':44} {worker.produce_events_per_s:12,.0f}")
+    say(f"{'bare aiokafka consume + JSON parse':44} {worker.consume_events_per_s:12,.0f}")
+    say(f"{'worker end to end (1 process, to ClickHouse)':44} {worker.worker_events_per_s:12,.0f}")
+    say(
+        f"worker / bare consume = {worker.worker_events_per_s / worker.consume_events_per_s:.3f}; "
+        f"edge / bare produce = {ingest.events_per_s / worker.produce_events_per_s:.3f}; "
+        f"edge p50 {ingest.p50_ms:.1f} ms, p99 {ingest.p99_ms:.1f} ms; "
+        f"worker peak RSS {worker.worker_peak_rss_mb:.0f} MB; exact: {worker.exact}"
+    )
+    result = {"machine": machine, "ingest": asdict(ingest), "worker": worker.to_dict()}
+    if args.json_out:
+        Path(args.json_out).write_bytes(
+            orjson.dumps(result, option=orjson.OPT_INDENT_2, default=str)
+        )
+        say(f"JSON written to {args.json_out}")
+    return 0 if worker.exact else 1
+
+
 def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.dev import run_dev
 
@@ -292,6 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=2000, help="distinct sample calls to send")
     p.add_argument("--once", action="store_true", help="exit after printing the invoices")
     p.set_defaults(handler=_cmd_dev)
+
+    p = sub.add_parser("bench", help="measure the edge and the worker next to bare Kafka loops")
+    p.add_argument("--ingest-batches", type=int, default=600)
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--worker-events", type=int, default=100_000)
+    p.add_argument("--json-out", help="also write the results as JSON to this file")
+    p.set_defaults(handler=_cmd_bench)
 
     p = sub.add_parser("finance", help="run a documented finance query (finance/*.sql)")
     p.add_argument("name", nargs="?", help="query name; omit to list them")
