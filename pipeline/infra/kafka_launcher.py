@@ -377,8 +377,10 @@ class KafkaLauncher:
 
 
 async def _probe_produce(bootstrap: str) -> None:
-    """Create the health topic if needed and get one idempotent acks=all produce acknowledged."""
-    from aiokafka import AIOKafkaProducer
+    """Create the health topic if needed, get one idempotent acks=all produce acknowledged, and
+    commit a consumer-group offset: the broker creates its group coordinator (the offsets topic)
+    on first use, and a client arriving before that gets GroupCoordinatorNotAvailable."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
@@ -400,6 +402,16 @@ async def _probe_produce(bootstrap: str) -> None:
         await asyncio.wait_for(producer.send_and_wait(HEALTH_TOPIC, b"ping"), timeout=10)
     finally:
         await producer.stop()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id="_pipeline_launcher", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(HEALTH_TOPIC, 0)
+        consumer.assign([partition])
+        await asyncio.wait_for(consumer.commit({partition: 1}), timeout=10)
+    finally:
+        await consumer.stop()
 
 
 def _pid_alive(pid: int) -> bool:

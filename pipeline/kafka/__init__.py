@@ -93,7 +93,10 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> int | None:
 
     None while the group has committed nothing for the topic (a worker still starting).
     """
+    import asyncio
+
     from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import GroupCoordinatorNotAvailableError
     from aiokafka.structs import TopicPartition
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -101,7 +104,15 @@ async def group_lag(bootstrap: str, group: str, topic: str) -> int | None:
     await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group)
+        for attempt in range(20):
+            try:
+                committed = await admin.list_consumer_group_offsets(group)
+                break
+            except GroupCoordinatorNotAvailableError:
+                # a new broker creates its group coordinator on first use
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.5)
         # A consumer without subscriptions fetches no topic metadata until asked to.
         await consumer._client.force_metadata_update()
         partitions = consumer.partitions_for_topic(topic) or set()

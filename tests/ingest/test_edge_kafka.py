@@ -209,6 +209,11 @@ def test_an_existing_dead_letter_topic_is_raised_and_keeps_its_other_settings(
             kafka_bootstrap, [TopicSpec(unique_name, 1, config={"retention.ms": "123456789"})]
         )
         raised = await ensure_dead_letter_capacity(kafka_bootstrap, unique_name, 5_000_000)
+        # A topic's config is read back eventually after an alter (slow on a fresh broker).
+        for _ in range(50):
+            if (await topic_config(kafka_bootstrap, unique_name))["max.message.bytes"] == "5000000":
+                break
+            await asyncio.sleep(0.2)
         again = await ensure_dead_letter_capacity(kafka_bootstrap, unique_name, 5_000_000)
         return raised, again, await topic_config(kafka_bootstrap, unique_name)
 
