@@ -37,9 +37,12 @@ from faust.streams import _current_event
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pipeline.settings import Settings
-from pipeline.worker.batch import BatchProcessor, BatchResult, ConsumedMessage
+from pipeline.worker.batch import BatchProcessor, BatchResult, ConsumedMessage, OffsetGap
 from pipeline.worker.metrics import CONSUMER_LAG
 from pipeline.worker.sink import ClickHouseSink, SinkStopped
+
+#: exit code of a worker that stopped because the stream skipped a message (restart it)
+EXIT_OFFSET_GAP = 75
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +195,14 @@ def build_app(
                     value: bytes | None = dedup.get(key)
                     return value
 
-                result = processor.process(consumed, lookup)
+                try:
+                    result = processor.process(consumed, lookup)
+                except OffsetGap as gap:
+                    # Nothing of this batch is written or acknowledged; a restart re-reads
+                    # from the last committed offset. Exiting at once is as safe as SIGKILL.
+                    log.error("%s; exiting with %d to re-read it", gap, EXIT_OFFSET_GAP)
+                    logging.shutdown()
+                    os._exit(EXIT_OFFSET_GAP)
                 write = loop.run_in_executor(executor, sink.write, result.sink_batch)
                 put = asyncio.ensure_future(written.put((events, result, write)))
                 await asyncio.wait({put, finisher}, return_when=asyncio.FIRST_COMPLETED)
@@ -204,6 +214,12 @@ def build_app(
         finally:
             sink.stopping.set()
             finisher.cancel()
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(app: Any, assigned: Any, **_: Any) -> None:
+        processor.forget_partitions(
+            [tp.partition for tp in assigned if tp.topic == settings.topics.events]
+        )
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def report_lag() -> None:

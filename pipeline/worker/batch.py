@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.catalog import Catalog
+from pipeline.errors import PipelineError
 from pipeline.events import EventFields
 from pipeline.events.codec import decode_event_fields
 from pipeline.events.errors import MalformedEvent
@@ -23,6 +24,18 @@ from pipeline.worker import metrics
 from pipeline.worker.sink import SinkBatch
 
 LIVE_RUN = "live"
+
+
+class OffsetGap(PipelineError):
+    """Faust delivered a partition's messages with a hole: a message was skipped.
+
+    Observed on Apache Kafka 4.1 during a rebalance (SPEC 11): the stream handed over offsets
+    519 and 521 of one partition in one batch, 520 never, and committing 521 would lose 520
+    for good. The events topic is neither compacted nor transactional, so its offsets are
+    contiguous; any hole is such a skip. The worker must not write or acknowledge the batch and
+    must restart from the last committed offset (exit code 75, see app.py).
+    """
+
 
 #: (index of the message in the batch, dedup key bytes) -> stored FirstCopy bytes or None
 StateLookup = Callable[[int, bytes], bytes | None]
@@ -75,6 +88,8 @@ class BatchProcessor:
         self.window_ms = window_ms
         self.billing_run = billing_run
         self._positions: dict[int, int] = {}
+        #: partition -> next offset expected from the stream (gap detection)
+        self._delivered: dict[int, int] = {}
         #: first copies decided by batches still being written (not yet in the durable state)
         self.in_flight: dict[str, FirstCopy] = {}
 
@@ -89,7 +104,30 @@ class BatchProcessor:
         for key in result.settles:
             self.in_flight.pop(key, None)
 
+    def check_contiguous(self, messages: Sequence[ConsumedMessage]) -> None:
+        """Raise OffsetGap when an offset of a partition was skipped, within the batch or since
+        the previous batch of that partition (going back is fine: a redelivery)."""
+        expected = dict(self._delivered)
+        for message in messages:
+            want = expected.get(message.partition)
+            if want is not None and message.offset > want:
+                raise OffsetGap(
+                    f"partition {message.partition}: offsets {want}..{message.offset - 1} were "
+                    f"never delivered (got {message.offset} after {want - 1})",
+                    partition=message.partition,
+                    first_missing=want,
+                    next_delivered=message.offset,
+                )
+            expected[message.partition] = message.offset + 1
+        self._delivered = expected
+
+    def forget_partitions(self, partitions: Sequence[int]) -> None:
+        """A rebalance moved these partitions: their next offset is whatever was committed."""
+        for partition in partitions:
+            self._delivered.pop(partition, None)
+
     def process(self, messages: Sequence[ConsumedMessage], lookup: StateLookup) -> BatchResult:
+        self.check_contiguous(messages)
         now = self.clock()
         now_ms = epoch_ms(now)
         processed_at = _ch_time(now)

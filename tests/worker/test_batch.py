@@ -140,7 +140,7 @@ def test_first_copies_of_a_batch_still_being_written_count_for_the_next_batch() 
     p = processor()
     first = p.process([msg(0, record(idempotency_key="k"))], no_state)
     assert dedup_key("acme", "k") in p.in_flight
-    second = p.process([msg(5, record(idempotency_key="k"))], no_state)
+    second = p.process([msg(1, record(idempotency_key="k"))], no_state)
     assert [r["disposition"] for r in second.sink_batch.event_log] == ["duplicate"]
     p.settled(first)
     assert p.in_flight == {}
@@ -148,3 +148,26 @@ def test_first_copies_of_a_batch_still_being_written_count_for_the_next_batch() 
     state = {dedup_key("acme", "k").encode(): first.new_first_copies[0][2]}
     third = p.process([msg(0, record(idempotency_key="k"))], lambda _i, k: state.get(k))
     assert [r["disposition"] for r in third.sink_batch.event_log] == ["first_copy"]
+
+
+def test_a_skipped_offset_stops_the_batch_before_anything_is_written() -> None:
+    """Faust skipped offset 520 during a rebalance (seen on Apache Kafka 4.1): never decide,
+    write or acknowledge past such a hole."""
+    import pytest
+
+    from pipeline.worker.batch import OffsetGap
+
+    p = processor()
+    p.process(
+        [msg(518, record(idempotency_key="a")), msg(519, record(idempotency_key="b"))], no_state
+    )
+    with pytest.raises(OffsetGap, match=r"offsets 520\.\.520 were never delivered") as gap:
+        p.process([msg(521, record(idempotency_key="c"))], no_state)
+    assert gap.value.fields["first_missing"] == 520
+    with pytest.raises(OffsetGap):
+        processor().process([msg(0, record()), msg(2, record(idempotency_key="z"))], no_state)
+    # going back (a redelivery after a restart or seek) is fine, and so is a partition that a
+    # rebalance handed over
+    p.process([msg(519, record(idempotency_key="b"))], no_state)
+    p.forget_partitions([0])
+    p.process([msg(900, record(idempotency_key="d"))], no_state)
