@@ -23,6 +23,7 @@ import base64
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import signal
@@ -324,7 +325,8 @@ class KafkaLauncher:
                 )
             if _port_open(info.port):
                 try:
-                    asyncio.run(_probe_produce(info.bootstrap_servers))
+                    with _quiet_aiokafka():
+                        asyncio.run(_probe_produce(info.bootstrap_servers))
                     return
                 except Exception as exc:  # the broker may still be electing its controller
                     last_error = f"{type(exc).__name__}: {exc}"
@@ -412,6 +414,19 @@ async def _probe_produce(bootstrap: str) -> None:
         await asyncio.wait_for(consumer.commit({partition: 1}), timeout=10)
     finally:
         await consumer.stop()
+
+
+@contextlib.contextmanager
+def _quiet_aiokafka() -> Iterator[None]:
+    """aiokafka logs every retry while a new broker elects its controller; the probe expects
+    those failures and reports its own, so they are not shown."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _pid_alive(pid: int) -> bool:

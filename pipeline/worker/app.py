@@ -88,30 +88,21 @@ def build_app(
         web_bind="127.0.0.1",
         web_in_thread=False,
     )
-    events_topic = app.topic(
-        settings.topics.events,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topic_partitions,
-    )
-    quarantine_topic = app.topic(
-        settings.topics.quarantine,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topic_partitions,
-    )
-    dead_letter_topic = app.topic(
-        settings.topics.dead_letters,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topic_partitions,
-    )
+
+    def raw_topic(name: str) -> faust.TopicT:
+        # Records are our own bytes (canonical JSON); Faust must not (de)serialize them.
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.topic_partitions,
+        )
+
+    events_topic = raw_topic(settings.topics.events)
+    quarantine_topic = raw_topic(settings.topics.quarantine)
+    dead_letter_topic = raw_topic(settings.topics.dead_letters)
     dedup = app.Table(
         "dedup",
         default=None,

@@ -66,6 +66,13 @@ class Stack:
     def store(self) -> Store:
         return open_store(Settings(clickhouse_url=self.relay.url))  # type: ignore[arg-type]
 
+    def assert_exact(self, expected: Expected) -> None:
+        store = self.store()
+        try:
+            assert_exact(store, expected)
+        finally:
+            store.close()
+
     def run_until_drained(self, worker: str = "w1", **extra: str) -> None:
         proc = start_worker(self.env(worker, **extra), self.log(worker))
         try:
@@ -139,11 +146,7 @@ def test_sigkill_at_a_crash_point_then_restart_is_exact(stack: Stack, point: str
     crashing = start_worker(stack.env(PIPELINE_WORKER_CRASH_AT=point), stack.log())
     assert crashing.wait(180) == -signal.SIGKILL
     stack.run_until_drained()
-    store = stack.store()
-    try:
-        assert_exact(store, expected)
-    finally:
-        store.close()
+    stack.assert_exact(expected)
 
 
 def test_sigkill_at_random_moments_mid_stream(stack: Stack) -> None:
@@ -155,11 +158,7 @@ def test_sigkill_at_random_moments_mid_stream(stack: Stack) -> None:
         time.sleep(delay)
         stop_worker(proc, signal.SIGKILL)
     stack.run_until_drained()
-    store = stack.store()
-    try:
-        assert_exact(store, expected)
-    finally:
-        store.close()
+    stack.assert_exact(expected)
 
 
 def test_wiped_state_directory_is_rebuilt_from_the_changelog(stack: Stack) -> None:
@@ -227,11 +226,7 @@ def test_second_worker_joins_then_one_leaves_by_sigterm(stack: Stack) -> None:
         stop_worker(one)
         if two is not None:
             stop_worker(two)
-    store = stack.store()
-    try:
-        assert_exact(store, expected)
-    finally:
-        store.close()
+    stack.assert_exact(expected)
 
 
 def test_clickhouse_away_for_a_while_then_catch_up(stack: Stack) -> None:
@@ -252,11 +247,7 @@ def test_clickhouse_away_for_a_while_then_catch_up(stack: Stack) -> None:
         wait_drained(stack.bootstrap, stack.name, stack.topic, alive=[proc], logs=[stack.log()])
     finally:
         stop_worker(proc)
-    store = stack.store()
-    try:
-        assert_exact(store, expected)
-    finally:
-        store.close()
+    stack.assert_exact(expected)
 
 
 def test_quantities_are_decimals(stack: Stack) -> None:
