@@ -1,7 +1,7 @@
 """Structured logs for every process: structlog over the standard ``logging`` module.
 
 ``configure_logging(level, json=...)`` routes both structlog loggers (``get_logger``) and plain
-stdlib loggers (aiokafka, aiohttp, faust) through one handler on stderr, so a process writes one
+stdlib loggers (aiokafka, aiohttp) through one handler on stderr, so a process writes one
 format: ``key=value`` lines for people (``json=False``) or one JSON object per line for a log
 pipeline (``json=True``). Every line carries ``timestamp`` (ISO-8601 UTC), ``level`` and
 ``logger``.

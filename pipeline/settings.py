@@ -75,12 +75,12 @@ class Settings(BaseSettings):
     )
     dedup_window_days: int = Field(default=35, ge=1, description="exact in-stream dedup window")
     worker_web_port: int = Field(
-        default=6066, ge=0, le=65535, description="Faust web + /metrics of the worker"
+        default=6066, ge=0, le=65535, description="the worker's /metrics port (0 = off)"
     )
 
     worker_crash_at: str | None = Field(
         default=None,
-        pattern=r"^(after_sink|after_state|after_ack):[0-9]+$",
+        pattern=r"^(after_sink|after_state|after_commit):[0-9]+$",
         description="TEST ONLY fault injection: SIGKILL the worker at <point>:<batch number>",
     )
 

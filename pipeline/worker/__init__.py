@@ -1,1 +1,1 @@
-"""Stream workers: the Faust adapter around the pure metering core (pipeline/metering)."""
+"""Stream workers: the Kafka consumer loop around the pure metering core (pipeline/metering)."""

@@ -1,23 +1,24 @@
-"""The Faust app of the stream workers: topology, state and the order of side effects.
+"""The stream worker: consume batches, decide, write, then commit. Topology in docs/topology.md.
 
-Topology (details and reasons in docs/topology.md)::
+::
 
     usage.events (key = idempotency key, N partitions)
-        └─ agent `meter` (concurrency 1) ── batch of up to worker_batch_max events ──┐
-             reads/writes table `dedup` (RocksDB, changelog `<app>-dedup-changelog`,   │
-             same N partitions, co-partitioned with usage.events)                    │
-             ├─> ClickHouse: event_log, usage_events, meter_entries   (sink.py)  <───┘
+        └─ MeterWorker (one consumer group member per process) ── batches of whole fetches ─┐
+             dedup state: RocksDB per partition + changelog `<group>-dedup-changelog`        │
+             (same N partitions, co-partitioned with usage.events)                           │
+             ├─> ClickHouse: event_log, usage_events, meter_entries   (sink.py)  <───────────┘
              ├─> usage.quarantine (key = idempotency key)
              └─> usage.dead-letters (records that are not canonical events)
 
 No repartitioning: the edge keys every event by its idempotency key, so all copies of one key
 are on one partition, whichever tenant they resolve to, and the dedup state for a key lives in
-the same partition number of the changelog. Dedup is by (tenant, key), a finer key on the same
-partition.
+the same partition number of the changelog.
 
-Faust rules followed (SPEC 11): at-least-once, agent concurrency 1, manual acks only after the
-batch is written (``noack_take``; ``take()`` would ack a batch whose body raised), no windowed
-tables for the dedup TTL (the changelog is compacted *and* time-limited instead).
+Why not Faust's agents (the first design; docs/topology.md has the measurements): on Apache
+Kafka 4.1 a Faust stream skipped an offset during a rebalance and committed past it (SPEC 11's
+loss), and its per-message path capped the worker at ~2,000 events/s. This loop reads whole
+fetches with aiokafka's ``getmany``, commits explicitly after the batch is written, and writes
+the dedup changelog once per batch. The decisions (batch.py) and the sink did not change.
 """
 
 from __future__ import annotations
@@ -26,208 +27,360 @@ import asyncio
 import logging
 import os
 import signal
-import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
-import faust
-from faust.streams import _current_event
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from pipeline.kafka import make_producer
 from pipeline.settings import Settings
 from pipeline.worker.batch import BatchProcessor, BatchResult, ConsumedMessage, OffsetGap
+from pipeline.worker.changelog import changelog_topic, recover, write_changelog
 from pipeline.worker.metrics import CONSUMER_LAG
 from pipeline.worker.sink import ClickHouseSink, SinkStopped
+from pipeline.worker.state import DedupState
 
-#: exit code of a worker that stopped because the stream skipped a message (restart it)
+#: exit code of a worker that stopped because a partition's offsets had a hole (restart it)
 EXIT_OFFSET_GAP = 75
+#: how long a rebalance or a stop waits for in-flight batches to be written and committed
+DRAIN_TIMEOUT_S = 30.0
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
+Say = Callable[[str], None]
 
 
-def _broker_urls(bootstrap: str) -> list[str]:
-    return [f"kafka://{server.strip()}" for server in bootstrap.split(",") if server.strip()]
+@dataclass
+class _InFlight:
+    """A decided batch on its way to ClickHouse, Kafka and the commit."""
 
-
-def build_app(
-    settings: Settings,
-    bootstrap: str,
-    processor: BatchProcessor,
-    sink: ClickHouseSink,
-) -> faust.App:
-    """A Faust app wired to ``processor`` (pure decisions) and ``sink`` (ClickHouse writes)."""
-    window_ms = settings.dedup_window_days * 24 * 3600 * 1000
-    app = faust.App(
-        settings.worker_group_id,
-        broker=_broker_urls(bootstrap),
-        store="rocksdb://",
-        datadir=str(settings.state_dir / "worker"),
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication_factor,
-        topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
-        processing_guarantee="at_least_once",
-        broker_commit_interval=1.0,
-        # A worker killed without leaving the group keeps its partitions until its session
-        # expires; a short session lets a restarted or surviving worker take over quickly.
-        broker_session_timeout=settings.worker_session_timeout_s,
-        broker_heartbeat_interval=max(settings.worker_session_timeout_s / 4, 1.0),
-        table_standby_replicas=0,
-        producer_acks=-1,
-        # Throughput: fetch and buffer whole batches (defaults fetch ~500 records at a time and
-        # let a stream prefetch only 4096, which starved the batch step).
-        broker_max_poll_records=settings.worker_batch_max,
-        stream_buffer_maxsize=4 * settings.worker_batch_max,
-        consumer_max_fetch_size=8 * 1024 * 1024,
-        web_enabled=settings.worker_web_port != 0,
-        web_port=settings.worker_web_port or 6066,
-        web_bind="127.0.0.1",
-        web_in_thread=False,
+    messages: list[ConsumedMessage]
+    result: BatchResult
+    write: asyncio.Future[int]
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
-    def raw_topic(name: str) -> faust.TopicT:
-        # Records are our own bytes (canonical JSON); Faust must not (de)serialize them.
-        return app.topic(
-            name,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.topic_partitions,
+
+class MeterWorker:
+    """One worker process's consumer loop (see the module doc)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        processor: BatchProcessor,
+        sink: ClickHouseSink,
+        *,
+        say: Say = print,
+    ) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.processor = processor
+        self.sink = sink
+        self.say = say
+        self.topic = settings.topics.events
+        self.changelog = changelog_topic(settings.worker_group_id)
+        self.state = DedupState(settings.state_dir / "worker" / settings.worker_group_id / "dedup")
+        self.crash = CrashPoint.parse(settings.worker_crash_at)
+        self._stop = asyncio.Event()
+        self._pending: list[_InFlight] = []
+        self._queue: asyncio.Queue[_InFlight | None] = asyncio.Queue(maxsize=1)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-sink")
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        #: partitions of the events topic assigned to this worker (their state is current)
+        self._owned: set[int] = set()
+        #: set while the owned partitions' state is current. aiokafka starts fetching as soon
+        #: as partitions are assigned, while on_assigned is still rebuilding their state: no
+        #: batch may be decided before that is done.
+        self._state_ready = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        s = self.settings
+        self._producer = make_producer(self.bootstrap)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=s.worker_group_id,
+            enable_auto_commit=False,  # committed by _finish after the batch is written
+            auto_offset_reset="earliest",
+            max_poll_records=s.worker_batch_max,
+            fetch_max_bytes=32 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            # A worker killed without leaving the group keeps its partitions until its session
+            # expires; a short session lets a restarted or surviving worker take over quickly.
+            session_timeout_ms=int(s.worker_session_timeout_s * 1000),
+            heartbeat_interval_ms=int(max(s.worker_session_timeout_s / 4, 1.0) * 1000),
         )
+        await self._producer.start()
+        runner = await self._serve_metrics()
+        finisher: asyncio.Task[None] | None = None
+        lag: asyncio.Task[None] | None = None
+        try:
+            self._consumer.subscribe([self.topic], listener=_Rebalance(self))
+            await self._consumer.start()
+            finisher = asyncio.create_task(self._finish_in_order())
+            lag = asyncio.create_task(self._report_lag())
+            self.say(
+                f"Worker '{s.worker_group_id}' consuming {self.topic}; dedup state in "
+                f"{self.state.directory}; Ctrl-C to stop"
+            )
+            await self._consume(finisher)
+        except SinkStopped as exc:
+            log.warning("worker stopping: %s (they will be redelivered)", exc)
+        finally:
+            await self._shutdown(finisher, lag, runner)
 
-    events_topic = raw_topic(settings.topics.events)
-    quarantine_topic = raw_topic(settings.topics.quarantine)
-    dead_letter_topic = raw_topic(settings.topics.dead_letters)
-    dedup = app.Table(
-        "dedup",
-        default=None,
-        key_type=bytes,  # bytes -> raw serializer for keys and values
-        value_type=bytes,
-        partitions=settings.topic_partitions,
-        options={"driver": "rocksdict"},
-        # Bounded state: Kafka drops changelog segments older than the window and compacts the
-        # rest; an entry older than the window is also ignored on read (processor.window).
-        extra_topic_configs={"cleanup.policy": "compact,delete", "retention.ms": str(window_ms)},
-        help="first copy (partition, offset, times) of each (tenant, idempotency key)",
-    )
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-sink")
-    crash = CrashPoint.parse(settings.worker_crash_at)
-
-    def in_context_of(event: Any) -> None:
-        # Faust decides a table key's changelog partition and RocksDB column from the *current
-        # event*. In a batch that is the last event taken, possibly of another partition, so
-        # each table access sets the event it belongs to (state stays co-partitioned).
-        _current_event.set(weakref.ref(event))
-
-    @app.agent(events_topic, concurrency=1)
-    async def meter(stream: faust.StreamT[bytes]) -> None:
+    async def _consume(self, finisher: asyncio.Task[None]) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
         loop = asyncio.get_running_loop()
-        # Batches whose ClickHouse write is under way, finished strictly in order. While batch
-        # N is written (sink thread), batch N+1 is taken and decided (this task); its dedup
-        # decisions see N's first copies through processor.in_flight. At most two in flight.
-        written: asyncio.Queue[tuple[list[Any], BatchResult, asyncio.Future[int]] | None] = (
-            asyncio.Queue(maxsize=1)
-        )
+        within_ms = int(self.settings.worker_batch_within_s * 1000)
+        state = self.state
+        stop = asyncio.ensure_future(self._stop.wait())
+        while not self._stop.is_set():
+            fetch = asyncio.ensure_future(
+                consumer.getmany(timeout_ms=within_ms, max_records=self.settings.worker_batch_max)
+            )
+            await asyncio.wait({fetch, stop, finisher}, return_when=asyncio.FIRST_COMPLETED)
+            if finisher.done():
+                fetch.cancel()
+                finisher.result()  # re-raise what stopped it (SinkStopped)
+            if not fetch.done():
+                fetch.cancel()
+                break
+            records = fetch.result()
+            if not records:
+                continue
+            if not self._state_ready.is_set():
+                ready = asyncio.ensure_future(self._state_ready.wait())
+                await asyncio.wait({ready, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not ready.done():
+                    ready.cancel()
+                    break
+            # Records of a partition revoked since they were fetched are left to its new owner
+            # (it re-reads them from the committed offset with the current state).
+            owned = self._owned
+            messages = [
+                ConsumedMessage(self.topic, tp.partition, r.offset, r.value)
+                for tp, batch in records.items()
+                if tp.partition in owned
+                for r in batch
+            ]
+            if not messages:
+                continue
 
-        async def finish_in_order() -> None:
-            while (item := await written.get()) is not None:
-                events, result, write = item
+            def lookup(
+                index: int, key: bytes, messages: list[ConsumedMessage] = messages
+            ) -> bytes | None:
+                return state.get(messages[index].partition, key)
+
+            try:
+                result = self.processor.process(messages, lookup)
+            except OffsetGap as gap:
+                # Nothing of this batch is written or committed; a restart re-reads from the
+                # last committed offset. Exiting at once is as safe as SIGKILL.
+                log.error("%s; exiting with %d to re-read it", gap, EXIT_OFFSET_GAP)
+                logging.shutdown()
+                os._exit(EXIT_OFFSET_GAP)
+            item = _InFlight(
+                messages,
+                result,
+                loop.run_in_executor(self._executor, self.sink.write, result.sink_batch),
+            )
+            self._pending.append(item)
+            put = asyncio.ensure_future(self._queue.put(item))
+            await asyncio.wait({put, finisher}, return_when=asyncio.FIRST_COMPLETED)
+            if finisher.done():
+                put.cancel()
+                finisher.result()
+        stop.cancel()
+
+    async def _finish_in_order(self) -> None:
+        """Finish decided batches strictly in order. While batch N is written (sink thread),
+        batch N+1 is fetched and decided; its dedup decisions see N's first copies through
+        ``processor.in_flight``. At most two batches are in flight."""
+        assert self._producer is not None and self._consumer is not None
+        producer, consumer = self._producer, self._consumer
+        s = self.settings
+        while (item := await self._queue.get()) is not None:
+            result = item.result
+            try:
                 # 1-3: ClickHouse, retried inside until written (sink.py: crash points)
-                await write
-                crash.maybe("after_sink")
+                await item.write
+                self.crash.maybe("after_sink")
                 # 4: quarantine and dead-letter records, acknowledged by Kafka
                 sends = [
-                    await quarantine_topic.send(key=r.key, value=r.value, headers=r.headers)
+                    await producer.send(s.topics.quarantine, r.value, key=r.key, headers=r.headers)
                     for r in result.quarantined
                 ] + [
-                    await dead_letter_topic.send(key=r.key, value=r.value, headers=r.headers)
+                    await producer.send(
+                        s.topics.dead_letters, r.value, key=r.key, headers=r.headers
+                    )
                     for r in result.dead_letters
                 ]
                 if sends:
                     await asyncio.gather(*sends)
-                # 5: dedup state learns the first copies written above
-                for index, key, value in result.new_first_copies:
-                    in_context_of(events[index])
-                    dedup[key] = value
-                processor.settled(result)
-                crash.maybe("after_state")
-                # 6: ack; Faust commits contiguous acked offsets after this
-                for ev in events:
-                    await stream.ack(ev)
-                crash.maybe("after_ack")
-                crash.batches += 1
+                # 5: the dedup state learns the first copies written above: changelog first
+                # (acks=all), then the local database with the changelog position it reached
+                await self._store_first_copies(item)
+                self.processor.settled(result)
+                self.crash.maybe("after_state")
+                # 6: commit the next offset of each partition of the batch that we still own
+                await self._commit(consumer, result)
+                self.crash.maybe("after_commit")
+                self.crash.batches += 1
                 for partition, offset in result.last_offsets.items():
-                    processor.note_processed(partition, offset)
+                    self.processor.note_processed(partition, offset)
+            finally:
+                self._pending.remove(item)
+                if not item.done.done():
+                    item.done.set_result(None)
 
-        finisher = asyncio.ensure_future(finish_in_order())
+    async def _store_first_copies(self, item: _InFlight) -> None:
+        assert self._producer is not None
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        for index, key, value in item.result.new_first_copies:
+            partition = item.messages[index].partition
+            # A partition revoked meanwhile belongs to its new owner's state and changelog: it
+            # re-reads these messages (uncommitted) and decides them itself.
+            if partition in self._owned:
+                by_partition.setdefault(partition, []).append((key, value))
+        if not by_partition:
+            return
+        positions = await write_changelog(self._producer, self.changelog, by_partition)
+        for partition, entries in by_partition.items():
+            self.state.partition(partition).apply(entries, positions[partition])
+
+    async def _commit(self, consumer: AIOKafkaConsumer, result: BatchResult) -> None:
+        assignment = consumer.assignment()
+        offsets = {
+            tp: offset + 1
+            for partition, offset in result.last_offsets.items()
+            if (tp := TopicPartition(self.topic, partition)) in assignment
+        }
+        if not offsets:
+            return
         try:
-            async for events in stream.noack_take(  # type: ignore[attr-defined]
-                settings.worker_batch_max, within=settings.worker_batch_within_s
-            ):
-                if finisher.done():
-                    finisher.result()  # re-raise what stopped it
-                consumed = [
-                    ConsumedMessage(
-                        topic=ev.message.topic,
-                        partition=ev.message.partition,
-                        offset=ev.message.offset,
-                        value=ev.message.value,
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group moved on (rebalance): the new owner re-reads from the last committed
+            # offset and rewrites the same rows with the same keys. Nothing lost or doubled.
+            log.warning("offset commit refused after a rebalance (%s); batch will be re-read", exc)
+
+    async def drain(self) -> bool:
+        """Wait until every decided batch is written and committed. False on timeout."""
+        waiting = [item.done for item in self._pending]
+        if not waiting:
+            return True
+        _, late = await asyncio.wait(waiting, timeout=DRAIN_TIMEOUT_S)
+        return not late
+
+    # --- rebalances -------------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._state_ready.clear()
+        # Finish and commit what was decided while the partitions were ours; what does not
+        # make it in time is re-read by the next owner (idempotent rows, same decisions).
+        if not await self.drain():
+            log.warning("rebalance: in-flight batches not committed in time; they will be re-read")
+        partitions = [tp.partition for tp in revoked if tp.topic == self.topic]
+        self.processor.forget_partitions(partitions)
+        self._owned.difference_update(partitions)
+        for partition in partitions:
+            self.state.close(partition)
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        partitions = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
+        self.processor.forget_partitions(partitions)
+        await recover(self.bootstrap, self.changelog, partitions, self.state, say=self.say)
+        self._owned.update(partitions)
+        self._state_ready.set()
+        log.info("assigned partitions %s of %s", partitions, self.topic)
+
+    # --- around the loop --------------------------------------------------------------------
+
+    async def _report_lag(self) -> None:
+        assert self._consumer is not None
+        while True:
+            await asyncio.sleep(5.0)
+            for tp in self._consumer.assignment():
+                highwater = self._consumer.highwater(tp)
+                position = self.processor.processed_position(tp.partition)
+                if highwater is not None and position is not None:
+                    CONSUMER_LAG.labels(partition=str(tp.partition)).set(
+                        max(highwater - position, 0)
                     )
-                    for ev in events
-                ]
 
-                def lookup(index: int, key: bytes, events: Any = events) -> bytes | None:
-                    in_context_of(events[index])
-                    value: bytes | None = dedup.get(key)
-                    return value
+    async def _serve_metrics(self) -> web.AppRunner | None:
+        port = self.settings.worker_web_port
+        if not port:
+            return None
 
-                try:
-                    result = processor.process(consumed, lookup)
-                except OffsetGap as gap:
-                    # Nothing of this batch is written or acknowledged; a restart re-reads
-                    # from the last committed offset. Exiting at once is as safe as SIGKILL.
-                    log.error("%s; exiting with %d to re-read it", gap, EXIT_OFFSET_GAP)
-                    logging.shutdown()
-                    os._exit(EXIT_OFFSET_GAP)
-                write = loop.run_in_executor(executor, sink.write, result.sink_batch)
-                put = asyncio.ensure_future(written.put((events, result, write)))
-                await asyncio.wait({put, finisher}, return_when=asyncio.FIRST_COMPLETED)
-                if finisher.done():
-                    put.cancel()
-                    finisher.result()  # re-raise what stopped it (SinkStopped)
-        except SinkStopped as exc:
-            log.warning("worker stopping: %s (they will be redelivered)", exc)
-        finally:
-            sink.stopping.set()
-            finisher.cancel()
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(
+                body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            )
 
-    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
-    async def on_assigned(app: Any, assigned: Any, **_: Any) -> None:
-        processor.forget_partitions(
-            [tp.partition for tp in assigned if tp.topic == settings.topics.events]
-        )
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner
 
-    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
-    async def report_lag() -> None:
-        consumer = app.consumer
-        for tp in consumer.assignment():
-            if tp.topic != settings.topics.events:
-                continue
-            highwater = consumer.highwater(tp)
-            position = processor.processed_position(tp.partition)
-            if highwater is not None and position is not None:
-                CONSUMER_LAG.labels(partition=str(tp.partition)).set(max(highwater - position, 0))
+    async def _shutdown(
+        self,
+        finisher: asyncio.Task[None] | None,
+        lag: asyncio.Task[None] | None,
+        runner: web.AppRunner | None,
+    ) -> None:
+        if lag is not None:
+            lag.cancel()
+        if finisher is not None and not finisher.done():
+            if not await self.drain():
+                self.sink.stopping.set()  # unwritten batches stay uncommitted: re-read later
+            await self._queue.put(None)
+            try:
+                await asyncio.wait_for(finisher, DRAIN_TIMEOUT_S)
+            except (TimeoutError, SinkStopped, KafkaError) as exc:
+                log.warning("stopped with batches unfinished (%s); they will be re-read", exc)
+        self.sink.stopping.set()
+        if self._consumer is not None:
+            await self._consumer.stop()  # leaves the group: its partitions move at once
+        if self._producer is not None:
+            await self._producer.stop()
+        if runner is not None:
+            await runner.cleanup()
+        self.state.close_all()
+        self._executor.shutdown(wait=False)
 
-    @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
-    return app
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: MeterWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.worker.on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.worker.on_assigned(set(assigned))
+
+
+def install_stop_signals(worker: MeterWorker) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, worker.request_stop)
 
 
 class CrashPoint:

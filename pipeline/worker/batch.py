@@ -1,6 +1,6 @@
-"""One batch of consumed messages -> decisions and rows. No Kafka, Faust or ClickHouse here.
+"""One batch of consumed messages -> decisions and rows. No Kafka or ClickHouse here.
 
-The agent (app.py) hands over the batch's messages and a way to read the dedup state; this
+The worker loop (app.py) hands over the batch's messages and a way to read the dedup state; this
 module decodes, unifies the tenant, deduplicates, matches and meters each message, in partition
 order, and returns everything the agent must write, in the order it must write it.
 """
@@ -27,13 +27,14 @@ LIVE_RUN = "live"
 
 
 class OffsetGap(PipelineError):
-    """Faust delivered a partition's messages with a hole: a message was skipped.
+    """A partition's messages arrived with a hole: a message was skipped.
 
-    Observed on Apache Kafka 4.1 during a rebalance (SPEC 11): the stream handed over offsets
-    519 and 521 of one partition in one batch, 520 never, and committing 521 would lose 520
-    for good. The events topic is neither compacted nor transactional, so its offsets are
-    contiguous; any hole is such a skip. The worker must not write or acknowledge the batch and
-    must restart from the last committed offset (exit code 75, see app.py).
+    Observed with Faust's stream on Apache Kafka 4.1 during a rebalance (SPEC 11): it handed
+    over offsets 519 and 521 of one partition in one batch, 520 never, and committing 521 would
+    have lost 520 for good. The worker now reads whole fetches from aiokafka itself, but the
+    check stays as a guard: the events topic is neither compacted nor transactional, so its
+    offsets are contiguous and any hole is a skip. The worker must not write or commit the
+    batch and must restart from the last committed offset (exit code 75, see app.py).
     """
 
 
@@ -152,16 +153,16 @@ class BatchProcessor:
         first_index: dict[str, int] = {}
         rows = result.sink_batch
         counts: dict[str, int] = {}
+        reasons: dict[str, int] = {}
+        unmapped = 0
         for current, message in enumerate(messages):  # read_state reads `current`
             result.last_offsets[message.partition] = message.offset
-            metrics.EVENTS_IN.inc()
             try:
                 if message.value is None:
                     raise MalformedEvent("record has no value")
                 fields = decode_event_fields(message.value)
             except MalformedEvent as exc:
                 result.dead_letters.append(_dead_letter(message, str(exc)))
-                metrics.DEAD_LETTERS.inc()
                 counts["dead_letter"] = counts.get("dead_letter", 0) + 1
                 continue
             assessment = self.metering.assess(fields)
@@ -195,7 +196,7 @@ class BatchProcessor:
                         ],
                     )
                 )
-                metrics.QUARANTINED.labels(reason=reason).inc()
+                reasons[reason] = reasons.get(reason, 0) + 1
                 counts["quarantined"] = counts.get("quarantined", 0) + 1
                 continue
             tenant = resolution.tenant_id
@@ -217,7 +218,6 @@ class BatchProcessor:
                         processed_at,
                     )
                 )
-                metrics.FATES.labels(decision="duplicate").inc()
                 counts["duplicate"] = counts.get("duplicate", 0) + 1
                 continue
             if decision is Decision.NEW:
@@ -240,7 +240,7 @@ class BatchProcessor:
                 )
             )
             if product is None:
-                metrics.UNMAPPED.inc()
+                unmapped += 1
             for entry in assessment.entries:
                 if isinstance(entry, MeterEntry):
                     rows.meter_entries.append(
@@ -248,7 +248,6 @@ class BatchProcessor:
                     )
                 else:
                     metrics.METER_PROBLEMS.labels(product=product, metric=entry.metric_id).inc()
-            metrics.FATES.labels(decision="first_copy").inc()
             counts["first_copy"] = counts.get("first_copy", 0) + 1
         result.new_first_copies = [
             (first_index[key], key.encode(), first.encode()) for key, first in dedup.updates.items()
@@ -256,7 +255,22 @@ class BatchProcessor:
         in_flight.update(dedup.updates)
         result.settles = tuple(dedup.updates)
         result.decisions = counts
+        _count(len(messages), counts, reasons, unmapped)
         return result
+
+
+def _count(consumed: int, counts: dict[str, int], reasons: dict[str, int], unmapped: int) -> None:
+    """Prometheus counters, once per batch (per event they cost more than deciding it)."""
+    metrics.EVENTS_IN.inc(consumed)
+    if dead := counts.get("dead_letter"):
+        metrics.DEAD_LETTERS.inc(dead)
+    for decision in ("first_copy", "duplicate"):
+        if count := counts.get(decision):
+            metrics.FATES.labels(decision=decision).inc(count)
+    for reason, count in reasons.items():
+        metrics.QUARANTINED.labels(reason=reason).inc(count)
+    if unmapped:
+        metrics.UNMAPPED.inc(unmapped)
 
 
 def _dead_letter(message: ConsumedMessage, reason: str) -> OutRecord:
@@ -362,4 +376,6 @@ def _entry_row(
 def _ch_time(moment: datetime) -> str:
     """UTC time as ClickHouse reads it fastest. Rows are encoded once per event here rather
     than through the store codec's per-value callback (the worker's hot path)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(" ", "microseconds")[:26]  # without the "+00:00"

@@ -1,15 +1,16 @@
 """The ClickHouse sink of the stream workers: one batch, three idempotent inserts, retried.
 
-Order of side effects for one batch (the agent in :mod:`pipeline.worker.app` drives it):
+Order of side effects for one batch (:class:`pipeline.worker.app.MeterWorker` drives it):
 
 1. ``event_log``     every consumed copy (duplicates and quarantined included), keyed by its
                      Kafka coordinates (topic, partition, offset);
 2. ``usage_events``  the first copy of each (tenant, idempotency key), keyed by that key;
 3. ``meter_entries`` what each of those contributes to its product's metrics, keyed by key+metric;
-   -- then, back in the agent --
+   -- then, back in the worker's event loop --
 4. quarantined events to the quarantine topic, acknowledged by Kafka;
-5. dedup state (RocksDB table + changelog) learns the new first copies;
-6. the batch's Kafka messages are acked; Faust commits their offsets afterwards.
+5. dedup state learns the new first copies: the changelog topic first (acks=all), then the
+   partition's RocksDB with the changelog position reached, in one write batch;
+6. the next offset of each partition of the batch is committed to the consumer group.
 
 What a crash at each point leads to (the batch is redelivered from the last committed offset):
 
@@ -17,14 +18,17 @@ What a crash at each point leads to (the batch is redelivered from the last comm
   same keys; ReplacingMergeTree collapses the rewritten rows. Nothing lost, nothing doubled.
 * after 3, before 5: the state does not know the batch's keys; redelivery decides them as new
   again and rewrites identical rows. Same result.
+* during 5 (changelog written, RocksDB not yet): the local state is behind its changelog; the
+  restarted worker reads the changelog from its local position first (recovery), and then
+  it is the next case.
 * after 5, before 6: the state knows the keys *with these exact Kafka coordinates*, so the
   redelivered copy is recognised as a redelivery of the first copy (SPEC 11, OpenMeter #5118),
   never as its duplicate; rows are rewritten identically.
-* after 6: done; the commit may lag, which is one of the cases above.
+* after 6: done.
 
 The inserts retry with capped exponential backoff until they succeed or the worker stops. While
-they retry the agent does not take the next batch and Faust pauses fetching once its buffer is
-full: back-pressure, and nothing is acknowledged before it is written.
+they retry the worker decides at most one more batch and then stops fetching (the finisher's
+queue holds one batch): back-pressure, and nothing is committed before it is written.
 """
 
 from __future__ import annotations

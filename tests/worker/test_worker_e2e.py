@@ -138,7 +138,7 @@ def test_exact_meters_and_fates_from_five_gateways(stack: Stack) -> None:
         store.close()
 
 
-@pytest.mark.parametrize("point", ["after_sink:2", "after_state:3", "after_ack:2"])
+@pytest.mark.parametrize("point", ["after_sink:2", "after_state:3", "after_commit:2"])
 def test_sigkill_at_a_crash_point_then_restart_is_exact(stack: Stack, point: str) -> None:
     deliveries = sample_deliveries(300, seed=2)
     expected = expected_for(deliveries)
