@@ -221,57 +221,21 @@ def _cmd_events(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    import os
-    import platform
-    import tempfile
-    from dataclasses import asdict
     from pathlib import Path
 
-    import orjson
+    from pipeline.bench.report import BenchOptions, run_bench
 
-    from pipeline.bench.ingest import run_ingest_bench
-    from pipeline.bench.worker import run_worker_bench
-    from pipeline.kafka import resolve_bootstrap
-
-    bootstrap = resolve_bootstrap(settings, say=say)
-    machine = {
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-    }
-    say(f"Machine: {machine}")
-    say(f"Ingest edge: {args.ingest_batches} lz4 batches of 100 events, {args.clients} clients")
-    ingest = run_ingest_bench(
-        settings, bootstrap, clients=args.clients, batches=args.ingest_batches
+    options = BenchOptions(
+        ingest_batches=args.ingest_batches,
+        clients=args.clients,
+        edge_processes=args.edge_processes,
+        repeat=args.repeat,
+        worker_events=args.worker_events,
+        worker_repeat=args.worker_repeat,
+        duplicate_share=args.duplicate_share,
+        json_out=Path(args.json_out) if args.json_out else None,
     )
-    say(ingest.summary())
-    with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as work:
-        worker = run_worker_bench(
-            bootstrap,
-            events=args.worker_events,
-            work_dir=Path(work),
-            rules_dir=settings.rules_dir,
-            say=say,
-        )
-    say("")
-    say(f"{'measure':44} {'events/s':>12}")
-    say(f"{'ingest edge (1 process, lz4 batches of 100)':44} {ingest.events_per_s:12,.0f}")
-    say(f"{'bare aiokafka produce':44} {worker.produce_events_per_s:12,.0f}")
-    say(f"{'bare aiokafka consume + JSON parse':44} {worker.consume_events_per_s:12,.0f}")
-    say(f"{'worker end to end (1 process, to ClickHouse)':44} {worker.worker_events_per_s:12,.0f}")
-    say(
-        f"worker / bare consume = {worker.worker_events_per_s / worker.consume_events_per_s:.3f}; "
-        f"edge / bare produce = {ingest.events_per_s / worker.produce_events_per_s:.3f}; "
-        f"edge p50 {ingest.p50_ms:.1f} ms, p99 {ingest.p99_ms:.1f} ms; "
-        f"worker peak RSS {worker.worker_peak_rss_mb:.0f} MB; exact: {worker.exact}"
-    )
-    result = {"machine": machine, "ingest": asdict(ingest), "worker": worker.to_dict()}
-    if args.json_out:
-        Path(args.json_out).write_bytes(
-            orjson.dumps(result, option=orjson.OPT_INDENT_2, default=str)
-        )
-        say(f"JSON written to {args.json_out}")
-    return 0 if worker.exact else 1
+    return run_bench(settings, options, say=say)
 
 
 def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
@@ -306,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json-logs", action="store_true", help="one JSON object per log line")
     p.set_defaults(handler=_cmd_ingest)
 
-    p = sub.add_parser("worker", help="run a stream worker (Faust) until Ctrl-C")
+    p = sub.add_parser("worker", help="run a stream worker until Ctrl-C")
     p.set_defaults(handler=_cmd_worker)
 
     p = sub.add_parser("invoice", help="compute, store and print a tenant's invoice for a month")
@@ -348,10 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_dev)
 
     p = sub.add_parser("bench", help="measure the edge and the worker next to bare Kafka loops")
-    p.add_argument("--ingest-batches", type=int, default=600)
-    p.add_argument("--clients", type=int, default=4)
-    p.add_argument("--worker-events", type=int, default=100_000)
-    p.add_argument("--json-out", help="also write the results as JSON to this file")
+    p.add_argument("--ingest-batches", type=int, default=600, help="lz4 batches of 100 per run")
+    p.add_argument("--clients", type=int, default=4, help="concurrent plugins posting")
+    p.add_argument("--edge-processes", type=int, default=1)
+    p.add_argument(
+        "--repeat", type=int, default=3, help="runs of the edge and the bare Kafka loops"
+    )
+    p.add_argument("--worker-events", type=int, default=1_000_000)
+    p.add_argument("--worker-repeat", type=int, default=1, help="end-to-end worker runs")
+    p.add_argument("--duplicate-share", type=float, default=0.05, help="of the worker events")
+    p.add_argument("--json-out", help="also write every run as JSON to this file")
     p.set_defaults(handler=_cmd_bench)
 
     p = sub.add_parser("finance", help="run a documented finance query (finance/*.sql)")

@@ -8,8 +8,10 @@ the catalog (the API ids and tenants its rules know), one integration per batch,
 gateway's plugin would send them, lz4-compressed. Bodies are built before the clock starts.
 
 Reported: accepted events/s, per-batch latency p50/p99/max as the client saw it, the edge's
-time per stage (read / decode / publish, from its metrics) and, with ``profile=True``, a CPU
-split and the top functions of the (first) edge process by own time (cProfile).
+time per stage (read / decode / publish, from its metrics), the peak resident memory of each
+edge process (its own ``VmHWM``, read by the process itself just before it exits) and, with
+``profile=True``, a CPU split and the top functions of the (first) edge process by own time
+(cProfile). ``progress`` is called with the events accepted so far after every measured batch.
 
 The bench writes to its own topics (``bench-ingest-<run>.*``, deleted afterwards unless
 ``keep_topics``), never to the pipeline's, and authenticates with the catalog's development
@@ -28,14 +30,16 @@ import pstats
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import orjson
-from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.bench import Plugin, build_bodies, dev_plugins
+from pipeline.bench.host import peak_rss_mb
+from pipeline.bench.topics import delete_topics
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import ConfigError, InfrastructureError
 from pipeline.ingest.metrics import IngestMetrics
@@ -44,6 +48,7 @@ from pipeline.logs import configure_logging
 from pipeline.settings import Settings, TopicNames
 
 EDGE_ANSWER_TIMEOUT_S = 120.0
+Progress = Callable[[int], None]
 # Where an edge's CPU goes: (label, file suffix, function), cumulative time in the profile.
 PROFILE_PARTS = (
     ("body (decompress + JSON)", "ingest/body.py", "decode_body"),
@@ -80,6 +85,8 @@ class IngestBenchResult:
     """Mean edge time per batch in each stage (read, decode, publish)."""
     profile: list[str] = field(default_factory=list)
     """CPU split, then the top functions by own time of the first edge process (if profiled)."""
+    edge_peak_rss_mb: list[float] = field(default_factory=list)
+    """Peak resident memory of each edge process, MiB (empty for an in-process edge)."""
 
     @property
     def events_sent(self) -> int:
@@ -100,6 +107,9 @@ class IngestBenchResult:
         if self.stage_ms:
             split = ", ".join(f"{stage} {ms:.2f} ms" for stage, ms in self.stage_ms.items())
             lines.append(f"  edge time per batch: {split}")
+        if self.edge_peak_rss_mb:
+            peaks = ", ".join(f"{mb:.0f}" for mb in self.edge_peak_rss_mb)
+            lines.append(f"  peak RSS per edge process: {peaks} MiB")
         if self.profile:
             lines.append("  edge profile (top functions by own time):")
             lines.extend(f"    {line}" for line in self.profile)
@@ -119,6 +129,7 @@ def run_ingest_bench(
     profile: bool = False,
     keep_topics: bool = False,
     seed: int = 7,
+    progress: Progress | None = None,
 ) -> IngestBenchResult:
     """Run the bench (blocking) and return its measurements; see the module doc."""
     if min(clients, batches, batch_size, edge_processes) < 1 or warmup_batches < 0:
@@ -139,10 +150,11 @@ def run_ingest_bench(
     plugins = dev_plugins(catalog)
     bodies = build_bodies(catalog, plugins, warmup_batches + batches, batch_size, run, seed)
     try:
-        return asyncio.run(_bench(plan, bench_settings, catalog, bootstrap, bodies))
+        return asyncio.run(_bench(plan, bench_settings, catalog, bootstrap, bodies, progress))
     finally:
         if not keep_topics:
-            asyncio.run(_delete_topics(bootstrap, topics))
+            names = (topics.events, topics.dead_letters, topics.quarantine)
+            asyncio.run(delete_topics(bootstrap, names=names))
 
 
 # --- running -------------------------------------------------------------------------------------
@@ -152,6 +164,7 @@ async def _bench(
     catalog: Catalog,
     bootstrap: str,
     bodies: list[tuple[Plugin, bytes]],
+    progress: Progress | None = None,
 ) -> IngestBenchResult:
     warmup, measured = bodies[: plan.warmup_batches], bodies[plan.warmup_batches :]
     edges: _StageClock | _EdgeProcesses
@@ -169,7 +182,7 @@ async def _bench(
         await _drive(session, url, warmup, plan.clients)
         await edges.reset()
         started = time.perf_counter()
-        outcomes = await _drive(session, url, measured, plan.clients)
+        outcomes = await _drive(session, url, measured, plan.clients, progress)
         duration = time.perf_counter() - started
     latencies = sorted(ms for ms, _, _ in outcomes)
     accepted = sum(n for _, status, n in outcomes if status == 202)
@@ -184,17 +197,24 @@ async def _bench(
         max_ms=latencies[-1] if latencies else 0.0,
         stage_ms=edges.stage_ms(),
         profile=edges.profile if isinstance(edges, _EdgeProcesses) else [],
+        edge_peak_rss_mb=edges.peak_rss_mb if isinstance(edges, _EdgeProcesses) else [],
     )
 
 
 async def _drive(
-    session: aiohttp.ClientSession, url: str, bodies: list[tuple[Plugin, bytes]], clients: int
+    session: aiohttp.ClientSession,
+    url: str,
+    bodies: list[tuple[Plugin, bytes]],
+    clients: int,
+    progress: Progress | None = None,
 ) -> list[tuple[float, int, int]]:
     """Post every body with ``clients`` concurrent posters: (latency ms, status, accepted)."""
     queue = iter(bodies)
     outcomes: list[tuple[float, int, int]] = []
+    accepted_so_far = 0
 
     async def poster() -> None:
+        nonlocal accepted_so_far
         for plugin, body in queue:
             headers = {"Authorization": f"Bearer {plugin.key}", "Content-Encoding": "lz4"}
             started = time.perf_counter()
@@ -205,6 +225,9 @@ async def _drive(
                     if status == 202:
                         accepted = int((await response.json())["accepted"])
             outcomes.append(((time.perf_counter() - started) * 1000, status, accepted))
+            accepted_so_far += accepted
+            if progress is not None:
+                progress(accepted_so_far)
 
     await asyncio.gather(*(poster() for _ in range(clients)))
     return outcomes
@@ -240,6 +263,7 @@ class _EdgeProcesses:
         self.processes: list[asyncio.subprocess.Process] = []
         self.stages: dict[str, list[float]] = {}
         self.profile: list[str] = []
+        self.peak_rss_mb: list[float] = []
 
     async def start(self, settings: Settings, bootstrap: str, count: int, profile: bool) -> str:
         port = 0
@@ -277,6 +301,7 @@ class _EdgeProcesses:
                 for stage, ms in report["stage_ms"].items():
                     self.stages.setdefault(stage, []).append(ms)
                 self.profile = self.profile or report["profile"]
+                self.peak_rss_mb.append(float(report["peak_rss_mb"]))
         for process in self.processes:
             try:
                 await asyncio.wait_for(process.wait(), 30)
@@ -306,7 +331,8 @@ def edge_process_main() -> None:
     """Entry point of a bench edge process (see :class:`_EdgeProcesses`).
 
     Reads its spec as one JSON line on stdin, answers ``{"port": n}``, then obeys ``reset``
-    (restart the stage clock, start profiling) and ``stop`` (answer the report and exit).
+    (restart the stage clock, start profiling) and ``stop`` (answer the report, with the
+    process's peak resident memory so far, and exit).
     """
     configure_logging("WARNING")  # stderr; stdout carries the answers
     spec = orjson.loads(sys.stdin.readline())
@@ -337,7 +363,13 @@ async def _edge_process(
     if profiler is not None:
         profiler.disable()
     await edge.close()
-    _answer({"stage_ms": clock.stage_ms(), "profile": top_functions(profiler) if profiler else []})
+    _answer(
+        {
+            "stage_ms": clock.stage_ms(),
+            "profile": top_functions(profiler) if profiler else [],
+            "peak_rss_mb": peak_rss_mb() or 0.0,
+        }
+    )
 
 
 def top_functions(profiler: cProfile.Profile, limit: int = 15) -> list[str]:
@@ -359,16 +391,3 @@ def top_functions(profiler: cProfile.Profile, limit: int = 15) -> list[str]:
         f"({'/'.join(filename.split('/')[-2:])}:{line})"
         for (filename, line, name), (_, calls, own, cum, _) in ranked
     ]
-
-
-async def _delete_topics(bootstrap: str, topics: TopicNames) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        ours = (topics.events, topics.dead_letters, topics.quarantine)
-        names = [name for name in ours if name in existing]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()

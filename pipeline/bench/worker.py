@@ -1,13 +1,17 @@
-"""End-to-end stream benchmark: events in Kafka -> one worker process -> rows in ClickHouse.
+"""End-to-end stream benchmark pieces: events in Kafka -> one worker process -> rows in ClickHouse.
 
-Measured in one run on one broker and one topic:
+On one broker and the same records:
 
-* ``produce``: the bare aiokafka produce rate of the records (project producer settings);
-* ``consume``: a bare aiokafka consume loop over the same topic (the ceiling for any worker);
-* ``worker``: one ``python -m pipeline worker`` process (embedded ClickHouse in-process) from
-  its start until its group has committed the last offset -- rows are written before offsets
-  are acknowledged, so at that moment every row is visible in ClickHouse; then the rows are
-  counted and checked against what was produced.
+* :func:`produce_records`: the bare aiokafka produce loop (project producer settings);
+* :func:`consume_records`: a bare aiokafka consume loop that parses each record (the ceiling
+  for any worker);
+* :func:`run_worker`: one ``python -m pipeline worker`` process (embedded ClickHouse in its
+  process) with its own consumer group and data directory, from its start until its group has
+  committed the last offset -- rows are written before offsets are acknowledged, so at that
+  moment every row is visible in ClickHouse; then the rows are counted (in a short child
+  process: chdb binds one data directory per process) and checked against what was produced.
+  Its peak resident memory is its ``VmHWM`` read just before it is stopped; its steady-state
+  rate per window comes from the committed offsets, polled with long-lived clients.
 
 Records are canonical events (what the edge produces) for the example catalog, with a share of
 duplicate copies, generated directly as JSON for speed.
@@ -16,6 +20,7 @@ duplicate copies, generated directly as JSON for speed.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -23,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,11 +36,20 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import TopicPartition
 
+from pipeline.bench.host import peak_rss_mb
+from pipeline.bench.stats import window_rates
+from pipeline.errors import InfrastructureError
 from pipeline.kafka import TopicSpec, ensure_topics, make_producer
 
 Say = Callable[[str], None]
+Progress = Callable[[int], None]
+
+DATABASE = "metering"
+#: a worker whose committed offsets do not move for this long is declared stuck
+STALL_TIMEOUT_S = 180.0
 
 _TENANT_HEADERS = [
     ("kong", "kong-prod", ["acme", "ACME-LEGACY", "globex", "initech", "umbrella"], "payments-svc"),
@@ -46,27 +60,39 @@ _TENANT_HEADERS = [
 ]
 
 
-@dataclass
-class WorkerBenchResult:
+@dataclass(frozen=True)
+class WorkerRun:
+    """One worker process over the whole topic."""
+
+    group: str
     events: int
     unique: int
-    duplicates: int
-    partitions: int
-    produce_events_per_s: float
-    consume_events_per_s: float
-    worker_events_per_s: float
-    worker_seconds: float
-    worker_startup_seconds: float
-    worker_peak_rss_mb: float
+    seconds: float
+    """From process start until the last offset was committed."""
+    startup_seconds: float
+    """From process start until its first commit."""
+    peak_rss_mb: float | None
     rows_event_log: int
     rows_usage_events: int
-    exact: bool
+    window_rates: list[float] = field(default_factory=list)
+    """Events committed per second in each window after the first commit (steady state)."""
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def exact(self) -> bool:
+        """Every copy is in the event log and every unique event in usage_events, once."""
+        return self.rows_event_log == self.events and self.rows_usage_events == self.unique
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "events_per_s": self.events_per_s, "exact": self.exact}
 
 
-def make_records(events: int, duplicate_share: float, seed: int = 5) -> list[tuple[bytes, bytes]]:
+def make_records(
+    events: int, duplicate_share: float, seed: int = 5, progress: Progress | None = None
+) -> list[tuple[bytes, bytes]]:
     """(key, value) records: ``events`` in total, ``duplicate_share`` of them later copies."""
     rng = random.Random(seed)
     unique = round(events * (1 - duplicate_share))
@@ -94,7 +120,11 @@ def make_records(events: int, duplicate_share: float, seed: int = 5) -> list[tup
                 "attributes": {},
             }
         )
-        records.append((key.encode(), value))
+        # orjson's bytes keep the slack of its output buffer (~4 KiB each when held by the
+        # million); a copy is exact-sized: 1M records hold ~0.45 GB instead of ~7 GB.
+        records.append((key.encode(), bytes(memoryview(value))))
+        if progress is not None and i % 50_000 == 0:
+            progress(i)
     for _ in range(events - unique):
         records.append(records[rng.randrange(unique)])
     # Duplicates arrive later than their first copy (retries), interleaved with new events.
@@ -103,8 +133,23 @@ def make_records(events: int, duplicate_share: float, seed: int = 5) -> list[tup
     return head + tail
 
 
+def produce_records(
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes, bytes]],
+    partitions: int,
+    progress: Progress | None = None,
+) -> float:
+    """Create ``topic`` and produce every record to it; seconds from first send to last ack."""
+    return asyncio.run(_produce(bootstrap, topic, records, partitions, progress))
+
+
 async def _produce(
-    bootstrap: str, topic: str, records: list[tuple[bytes, bytes]], partitions: int
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[bytes, bytes]],
+    partitions: int,
+    progress: Progress | None,
 ) -> float:
     await ensure_topics(bootstrap, [TopicSpec(topic, partitions)])
     producer = make_producer(bootstrap, linger_ms=20)
@@ -112,18 +157,27 @@ async def _produce(
     started = time.perf_counter()
     try:
         pending = []
-        for key, value in records:
+        for number, (key, value) in enumerate(records, 1):
             pending.append(await producer.send(topic, key=key, value=value))
             if len(pending) >= 20_000:
                 await asyncio.gather(*pending)
                 pending.clear()
+                if progress is not None:
+                    progress(number)
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
     return time.perf_counter() - started
 
 
-async def _consume(bootstrap: str, topic: str, total: int) -> float:
+def consume_records(
+    bootstrap: str, topic: str, total: int, progress: Progress | None = None
+) -> float:
+    """Read ``total`` records of ``topic`` from the start, parsing each; seconds taken."""
+    return asyncio.run(_consume(bootstrap, topic, total, progress))
+
+
+async def _consume(bootstrap: str, topic: str, total: int, progress: Progress | None) -> float:
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -141,71 +195,38 @@ async def _consume(bootstrap: str, topic: str, total: int) -> float:
             for records in batches.values():
                 for record in records:
                     orjson.loads(record.value)  # a worker must at least parse each record
-                seen += sum(len(r) for r in batches.values())
+                seen += len(records)
+            if progress is not None:
+                progress(seen)
     finally:
         await consumer.stop()
     return time.perf_counter() - started
 
 
-async def _lag(bootstrap: str, group: str, topic: str, partitions: int) -> int | None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        ends = await consumer.end_offsets(tps)
-        if not any(tp in committed for tp in tps):
-            return None
-        return int(sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps))
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
-def _peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def run_worker_bench(
+def run_worker(
     bootstrap: str,
     *,
-    events: int = 1_000_000,
-    duplicate_share: float = 0.05,
-    partitions: int = 4,
+    topic: str,
+    partitions: int,
+    unique: int,
+    group: str,
     work_dir: Path,
     rules_dir: Path,
-    say: Say = print,
-    name: str | None = None,
-) -> WorkerBenchResult:
-    name = name or f"bench-{int(time.time())}"
-    topic = f"{name}.events"
-    say(f"Generating {events:,} canonical events ({duplicate_share:.0%} duplicate copies)")
-    records = make_records(events, duplicate_share)
-    unique = len({key for key, _ in records})
-    say(f"Producing to {topic} ({partitions} partitions)")
-    produce_s = asyncio.run(_produce(bootstrap, topic, records, partitions))
-    say(f"  produce: {events / produce_s:,.0f} events/s")
-    consume_s = asyncio.run(_consume(bootstrap, topic, events))
-    say(f"  bare aiokafka consume + JSON parse: {events / consume_s:,.0f} events/s")
-    del records
-
+    progress: Progress | None = None,
+    window_s: float = 5.0,
+) -> WorkerRun:
+    """One worker process over all of ``topic`` as group ``group``; see the module doc."""
+    work_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
     env.update(
         {
             "PIPELINE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "PIPELINE_TOPIC_EVENTS": topic,
-            "PIPELINE_TOPIC_QUARANTINE": f"{name}.quarantine",
-            "PIPELINE_TOPIC_DEAD_LETTERS": f"{name}.dlq",
+            "PIPELINE_TOPIC_QUARANTINE": f"{group}.quarantine",
+            "PIPELINE_TOPIC_DEAD_LETTERS": f"{group}.dlq",
             "PIPELINE_TOPIC_PARTITIONS": str(partitions),
-            "PIPELINE_WORKER_GROUP_ID": name,
+            "PIPELINE_WORKER_GROUP_ID": group,
+            "PIPELINE_CLICKHOUSE_DATABASE": DATABASE,
             "PIPELINE_CLICKHOUSE_DATA_DIR": str(work_dir / "clickhouse"),
             "PIPELINE_STATE_DIR": str(work_dir / "state"),
             "PIPELINE_WORKER_WEB_PORT": "0",
@@ -213,7 +234,6 @@ def run_worker_bench(
         }
     )
     log_path = work_dir / "worker.log"
-    say(f"Starting one worker process (log {log_path})")
     started = time.perf_counter()
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -223,26 +243,8 @@ def run_worker_bench(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    first_commit = None
-    peak = 0.0
     try:
-        last_report = 0.0
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited early: {log_path.read_text()[-2000:]}")
-            lag = asyncio.run(_lag(bootstrap, name, topic, partitions))
-            peak = max(peak, _peak_rss_mb(proc.pid))
-            now = time.perf_counter()
-            if lag is not None and first_commit is None:
-                first_commit = now
-            if lag == 0:
-                break
-            if now - last_report > 5 and lag is not None:
-                done = events - lag
-                say(f"  worker: {done:,}/{events:,} events committed ({now - started:.0f} s)")
-                last_report = now
-            time.sleep(0.25)
-        finished = time.perf_counter()
+        watched = asyncio.run(_watch(proc, log_path, bootstrap, group, topic, started, progress))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -250,35 +252,114 @@ def run_worker_bench(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(30)
-    worker_s = finished - started
-    startup_s = (first_commit or finished) - started
-    say(f"  worker: {events / worker_s:,.0f} events/s end to end ({worker_s:.1f} s incl. start)")
-
-    from pipeline.store.embedded import EmbeddedStore
-
-    store = EmbeddedStore.open(work_dir / "clickhouse")
-    try:
-        [log_rows] = store.query("SELECT count() AS n FROM metering.event_log FINAL")
-        [usage_rows] = store.query("SELECT count() AS n FROM metering.usage_events FINAL")
-    finally:
-        store.close()
-    exact = log_rows["n"] == events and usage_rows["n"] == unique
-    say(
-        f"  ClickHouse: event_log {log_rows['n']:,} rows, usage_events {usage_rows['n']:,} "
-        f"unique ({'exact' if exact else 'NOT EXACT'})"
-    )
-    return WorkerBenchResult(
+    if watched is None:
+        tail = log_path.read_text(errors="replace")[-2000:]
+        raise InfrastructureError(
+            f"the bench worker exited early (code {proc.returncode}); its log {log_path} "
+            f"ends with:\n{tail}",
+            returncode=proc.returncode,
+            log=str(log_path),
+        )
+    samples, events, peak = watched
+    finished_at, _ = samples[-1]
+    event_log, usage_events = count_rows(work_dir / "clickhouse")
+    return WorkerRun(
+        group=group,
         events=events,
         unique=unique,
-        duplicates=events - unique,
-        partitions=partitions,
-        produce_events_per_s=events / produce_s,
-        consume_events_per_s=events / consume_s,
-        worker_events_per_s=events / worker_s,
-        worker_seconds=worker_s,
-        worker_startup_seconds=startup_s,
-        worker_peak_rss_mb=peak,
-        rows_event_log=int(log_rows["n"]),
-        rows_usage_events=int(usage_rows["n"]),
-        exact=exact,
+        seconds=finished_at,
+        startup_seconds=samples[0][0],
+        peak_rss_mb=peak,
+        rows_event_log=event_log,
+        rows_usage_events=usage_events,
+        window_rates=window_rates(samples, window_s),
     )
+
+
+async def _watch(
+    proc: subprocess.Popen[bytes],
+    log_path: Path,
+    bootstrap: str,
+    group: str,
+    topic: str,
+    started: float,
+    progress: Progress | None,
+    poll_s: float = 0.25,
+) -> tuple[list[tuple[float, int]], int, float | None] | None:
+    """Poll the group's committed offsets until it has committed the whole topic.
+
+    ``None`` if the worker exited first. Otherwise the samples ``(seconds since start, events
+    committed)`` from the first commit on, the topic's size, and the worker's peak RSS read
+    right after the last commit.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # no subscription: fetch metadata now
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = await consumer.end_offsets(tps)
+        total = int(sum(ends.values()))
+        samples: list[tuple[float, int]] = []
+        moved_at = time.perf_counter()
+        while True:
+            if proc.poll() is not None:
+                return None
+            try:
+                committed = await admin.list_consumer_group_offsets(group)
+            except GroupCoordinatorNotAvailableError:  # a new broker creates it on first use
+                committed = {}
+            now = time.perf_counter()
+            if any(tp in committed for tp in tps):
+                done = int(sum(committed[tp].offset for tp in tps if tp in committed))
+                if not samples or done > samples[-1][1]:
+                    moved_at = now
+                samples.append((now - started, done))
+                if progress is not None:
+                    progress(done)
+                if done >= total:
+                    return samples, total, peak_rss_mb(proc.pid)
+            if now - moved_at > STALL_TIMEOUT_S:
+                raise InfrastructureError(
+                    f"the bench worker committed nothing for {STALL_TIMEOUT_S:.0f} s; "
+                    f"see its log {log_path}",
+                    group=group,
+                    log=str(log_path),
+                )
+            await asyncio.sleep(poll_s)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def count_rows(clickhouse_dir: Path) -> tuple[int, int]:
+    """Rows of ``event_log`` and ``usage_events`` in a worker's embedded ClickHouse."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"from {__name__} import count_rows_main; count_rows_main()"],
+        input=str(clickhouse_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise InfrastructureError(
+            f"counting the bench worker's rows in {clickhouse_dir} failed: {done.stderr[-2000:]}",
+            clickhouse_dir=str(clickhouse_dir),
+        )
+    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    return int(counts["event_log"]), int(counts["usage_events"])
+
+
+def count_rows_main() -> None:
+    """Entry point of the row-counting child process: data directory on stdin, JSON out."""
+    from pipeline.store.embedded import EmbeddedStore
+
+    store = EmbeddedStore.open(Path(sys.stdin.read().strip()))
+    try:
+        [log_rows] = store.query(f"SELECT count() AS n FROM {DATABASE}.event_log FINAL")
+        [usage_rows] = store.query(f"SELECT count() AS n FROM {DATABASE}.usage_events FINAL")
+    finally:
+        store.close()
+    print(json.dumps({"event_log": int(log_rows["n"]), "usage_events": int(usage_rows["n"])}))

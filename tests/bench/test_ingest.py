@@ -74,17 +74,24 @@ def test_in_process_bench_reports_throughput_latency_and_stages(kafka_bootstrap:
     )  # fmt: skip
     _check(result, 6, 5)
     assert result.plan.in_process and result.profile == []
+    assert result.edge_peak_rss_mb == []  # the edge is the bench process: no process of its own
     assert set(asyncio.run(_bench_topics(kafka_bootstrap))) <= before  # its topics are deleted
 
 
 @pytest.mark.integration
 def test_subprocess_bench_with_two_edges_and_a_profile(kafka_bootstrap: str) -> None:
+    accepted: list[int] = []
     result = run_ingest_bench(
         settings(), kafka_bootstrap, clients=3, batches=8, batch_size=10, warmup_batches=2,
-        edge_processes=2, profile=True,
+        edge_processes=2, profile=True, progress=accepted.append,
     )  # fmt: skip
     _check(result, 8, 10)
     assert result.plan.edge_processes == 2 and not result.plan.in_process
+    # one peak per edge process, each a whole Python process (not the bench's own memory)
+    assert len(result.edge_peak_rss_mb) == 2 and all(mb > 20 for mb in result.edge_peak_rss_mb)
+    assert "peak RSS per edge process" in result.summary()
+    # progress after every measured batch, warm-up left out
+    assert len(accepted) == 8 and accepted[-1] == 80 and accepted == sorted(accepted)
     split, *top = result.profile
     assert split.startswith("CPU ") and "gateway decoders" in split and "producer send" in split
     assert 0 < len(top) <= 15 and all(" own " in line for line in top)
