@@ -60,6 +60,9 @@ INSERT_SETTINGS: Mapping[str, str | int] = {
 
 RESULT_FORMAT = "JSONCompact"
 INSERT_FORMAT = "JSONEachRow"
+#: rows that all have the same keys in the same order go as arrays under one column list: the
+#: keys are not repeated per row (the worker's inserts: ~2x less encoding, ~2x less to parse)
+COMPACT_INSERT_FORMAT = "JSONCompactEachRow"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -205,27 +208,66 @@ def encode_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
     return b"\n".join(lines)
 
 
+def encode_compact_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, ...], bytes] | None:
+    """(columns, JSONCompactEachRow bytes) when every row has the first row's keys in the same
+    order; None otherwise (then use :func:`encode_rows`). Same value encoding and errors."""
+    if not rows:
+        return None
+    columns = tuple(rows[0])
+    lines = []
+    for number, row in enumerate(rows):
+        if tuple(row) != columns:
+            return None
+        try:
+            lines.append(orjson.dumps(list(row.values()), default=_default, option=_DUMP_OPTIONS))
+        except orjson.JSONEncodeError as error:
+            raise TypeError(f"row {number}: {error.__cause__ or error}") from error
+    lines.append(b"")
+    return columns, b"\n".join(lines)
+
+
+def column_list(columns: Sequence[str]) -> tuple[str, ...]:
+    """Validated column names (plain identifiers); ValueError names the first bad one."""
+    for column in columns:
+        if not _IDENTIFIER.match(column):
+            raise ValueError(f"column name {column!r} is not a plain identifier")
+    return tuple(columns)
+
+
 @dataclass(frozen=True)
 class InsertPlan:
-    """One insert, ready for either adapter: quoted table, settings, JSONEachRow payload."""
+    """One insert, ready for either adapter: quoted table, settings, payload; with ``columns``
+    the payload is JSONCompactEachRow in that column order, without it JSONEachRow."""
 
     table_sql: str
     settings: Mapping[str, str | int]
     payload: bytes
+    columns: tuple[str, ...] = ()
+
+    @property
+    def format(self) -> str:
+        return COMPACT_INSERT_FORMAT if self.columns else INSERT_FORMAT
 
     @property
     def statement(self) -> str:
-        """``INSERT INTO <table> SETTINGS ...`` without FORMAT (chdb appends the data stream)."""
-        return f"INSERT INTO {self.table_sql} SETTINGS {settings_clause(self.settings)}"
+        """``INSERT INTO <table> [(columns)] SETTINGS ...`` without FORMAT (chdb appends the
+        data stream)."""
+        columns = f" ({', '.join(self.columns)})" if self.columns else ""
+        return f"INSERT INTO {self.table_sql}{columns} SETTINGS {settings_clause(self.settings)}"
 
 
 def plan_insert(
-    table: str, rows: Iterable[Mapping[str, Any]], dedup_token: str | None, *, engine: str
+    table: str, rows: Sequence[Mapping[str, Any]], dedup_token: str | None, *, engine: str
 ) -> InsertPlan:
     """Validate and encode an insert; bad names or values raise :class:`StoreError`."""
+    columns: tuple[str, ...] = ()
     try:
         table_sql = qualified_table(table)
-        payload = encode_rows(rows)
+        compact = encode_compact_rows(rows)
+        if compact is None:
+            payload = encode_rows(rows)
+        else:
+            columns, payload = column_list(compact[0]), compact[1]
     except (TypeError, ValueError) as error:
         raise StoreError(
             f"cannot insert into {table}: {error}", engine=engine, table=table, sql=None
@@ -233,7 +275,7 @@ def plan_insert(
     settings: dict[str, str | int] = dict(INSERT_SETTINGS)
     if dedup_token is not None:
         settings["insert_deduplication_token"] = dedup_token
-    return InsertPlan(table_sql=table_sql, settings=settings, payload=payload)
+    return InsertPlan(table_sql=table_sql, settings=settings, payload=payload, columns=columns)
 
 
 def bind_params(

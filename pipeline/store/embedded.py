@@ -211,7 +211,7 @@ class EmbeddedStore:
             return
         plan = codec.plan_insert(table, rows, dedup_token, engine=ENGINE)
         with self._session(plan.statement) as session:
-            inserter = session.send_insert(plan.statement, codec.INSERT_FORMAT)
+            inserter = session.send_insert(plan.statement, plan.format)
             try:
                 inserter.append(plan.payload)
                 inserter.finish()

@@ -14,7 +14,8 @@ Wire protocol (HTTP/1.1, keep-alive): ``GET /ping``; ``POST /command`` (body: SQ
 ``POST /query`` (body: JSON ``{sql, params}`` with params already rendered by
 :func:`codec.param_text`; answer: the engine's raw ``JSONCompact`` payload, decoded by the
 client with :func:`codec.decode_result`, so values are exactly what ``EmbeddedStore.query``
-returns in-process); ``POST /insert?table=..&dedup_token=..`` (body: JSONEachRow from
+returns in-process); ``POST /insert?table=..&columns=..&dedup_token=..`` (body:
+JSONCompactEachRow in that column order, or JSONEachRow without ``columns``, from
 :func:`codec.plan_insert`). Failures answer 4xx/5xx with JSON ``{error, sql, fields}``, which
 the client raises as :class:`StoreError` with the same message. SIGTERM/SIGINT: stop
 accepting, let in-flight calls finish, close the store.
@@ -95,9 +96,10 @@ class _Relay:
         settings: dict[str, str | int] = dict(codec.INSERT_SETTINGS)
         if "dedup_token" in args:
             settings["insert_deduplication_token"] = args["dedup_token"][0]
-        plan = codec.InsertPlan(codec.qualified_table(table), settings, body)
+        columns = codec.column_list(args["columns"][0].split(",")) if "columns" in args else ()
+        plan = codec.InsertPlan(codec.qualified_table(table), settings, body, columns)
         with self.store._session(plan.statement) as session:
-            inserter = session.send_insert(plan.statement, codec.INSERT_FORMAT)
+            inserter = session.send_insert(plan.statement, plan.format)
             try:
                 inserter.append(plan.payload)
                 inserter.finish()
@@ -357,6 +359,8 @@ class RelayStore:
             return
         plan = codec.plan_insert(table, rows, dedup_token, engine=ENGINE)
         path = f"/insert?table={quote(table, safe='')}"
+        if plan.columns:
+            path += f"&columns={quote(','.join(plan.columns), safe=',')}"
         if dedup_token is not None:
             path += f"&dedup_token={quote(dedup_token, safe='')}"
         self._call(path, plan.payload, plan.statement)

@@ -109,9 +109,10 @@ class ServerStore:
         with self._client_for(plan.statement) as client:
             client.raw_insert(
                 plan.table_sql,
+                column_names=list(plan.columns) or None,
                 insert_block=plan.payload,
                 settings=dict(plan.settings),
-                fmt=codec.INSERT_FORMAT,
+                fmt=plan.format,
             )
 
     def close(self) -> None:

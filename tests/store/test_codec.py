@@ -171,7 +171,7 @@ def test_plan_insert_refuses_naive_datetimes_with_a_store_error() -> None:
 def test_plan_insert_adds_the_dedup_token_to_the_settings() -> None:
     plan = codec.plan_insert("db.t", [{"a": 1}], "events:3:100-199", engine="chdb")
     assert plan.settings["insert_deduplication_token"] == "events:3:100-199"
-    assert plan.statement.startswith("INSERT INTO `db`.`t` SETTINGS ")
+    assert plan.statement.startswith("INSERT INTO `db`.`t` (a) SETTINGS ")
     assert "insert_deduplication_token = 'events:3:100-199'" in plan.statement
     assert "input_format_skip_unknown_fields = 0" in plan.statement
 
@@ -298,3 +298,39 @@ def test_decimals_survive_encode_and_decode_exactly(value: Decimal) -> None:
     decoded = codec.converter_for("Decimal(38, 6)")(encoded)
     assert decoded == value
     assert isinstance(decoded, Decimal)
+
+
+def test_uniform_rows_are_planned_as_compact_arrays_under_one_column_list() -> None:
+    rows = [
+        {"a": 1, "at": datetime(2026, 3, 1, tzinfo=UTC), "m": Decimal("0.50")},
+        {"a": 2, "at": datetime(2026, 3, 2, tzinfo=UTC), "m": None},
+    ]
+    plan = codec.plan_insert("db.t", rows, None, engine="chdb")
+    assert plan.columns == ("a", "at", "m")
+    assert plan.format == "JSONCompactEachRow"
+    assert plan.statement.startswith("INSERT INTO `db`.`t` (a, at, m) SETTINGS ")
+    lines = plan.payload.split(b"\n")
+    assert [orjson.loads(line) for line in lines[:-1]] == [
+        [1, "2026-03-01T00:00:00.000000Z", "0.50"],
+        [2, "2026-03-02T00:00:00.000000Z", None],
+    ]
+
+
+def test_rows_with_other_keys_or_order_fall_back_to_json_each_row() -> None:
+    for rows in ([{"a": 1, "b": 2}, {"b": 2, "a": 1}], [{"a": 1}, {"a": 1, "b": 2}]):
+        plan = codec.plan_insert("db.t", rows, None, engine="chdb")
+        assert plan.columns == ()
+        assert plan.format == "JSONEachRow"
+        assert "(" not in plan.statement.split("SETTINGS")[0]
+        assert orjson.loads(plan.payload.split(b"\n")[1]) == rows[1]
+
+
+def test_compact_rows_name_the_row_that_cannot_be_stored() -> None:
+    with pytest.raises(StoreError, match="row 1: value of type object"):
+        codec.plan_insert("db.t", [{"a": 1}, {"a": object()}], None, engine="chdb")
+
+
+def test_column_names_must_be_plain_identifiers() -> None:
+    assert codec.column_list(["a", "b_2"]) == ("a", "b_2")
+    with pytest.raises(ValueError, match="'a; DROP'"):
+        codec.column_list(["a; DROP"])
