@@ -8,12 +8,16 @@ pipeline (``json=True``). Every line carries ``timestamp`` (ISO-8601 UTC), ``lev
 
 Secrets never reach the output: fields named like credentials (``authorization``, ``api_key``,
 ``token``, ``password``, ...) are replaced with ``"[redacted]"`` whatever logged them.
+
+A message repeated by the same logger is written at most once per 10 s (with the number held
+back): a client library retrying against a broker that is down must not flood the log.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
@@ -64,6 +68,7 @@ def configure_logging(
     formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(RepeatedMessageFilter())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric)
@@ -84,3 +89,31 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structured logger named ``name`` (usually ``__name__``)."""
     logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
     return logger
+
+
+class RepeatedMessageFilter(logging.Filter):
+    """Let each message template of a logger through at most once per ``interval_s``.
+
+    aiokafka logs every failed fetch, produce and coordinator request while a broker is down
+    (about 200 lines a second from one worker); one line per kind and interval says the same.
+    The next line that passes tells how many were held back.
+    """
+
+    def __init__(self, interval_s: float = 10.0, clock: Any = None) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._clock = clock or time.monotonic
+        self._last: dict[tuple[str, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        now = self._clock()
+        seen = self._last.get(key)
+        if seen is not None and now - seen[0] < self.interval_s:
+            self._last[key] = (seen[0], seen[1] + 1)
+            return False
+        held = seen[1] if seen is not None else 0
+        self._last[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} similar lines in the last {self.interval_s:.0f} s)"
+        return True

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +41,7 @@ from pipeline.kafka import make_producer
 from pipeline.settings import Settings
 from pipeline.worker.batch import BatchProcessor, BatchResult, ConsumedMessage, OffsetGap
 from pipeline.worker.changelog import changelog_topic, recover, write_changelog
-from pipeline.worker.metrics import CONSUMER_LAG
+from pipeline.worker.metrics import CONSUMER_LAG, KAFKA_RETRIES
 from pipeline.worker.sink import ClickHouseSink, SinkStopped
 from pipeline.worker.state import DedupState
 
@@ -94,6 +94,7 @@ class MeterWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-sink")
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._retiring: set[asyncio.Task[None]] = set()  # replaced producers, stopping
         #: partitions of the events topic assigned to this worker (their state is current)
         self._owned: set[int] = set()
         #: set while the owned partitions' state is current. aiokafka starts fetching as soon
@@ -210,9 +211,6 @@ class MeterWorker:
         """Finish decided batches strictly in order. While batch N is written (sink thread),
         batch N+1 is fetched and decided; its dedup decisions see N's first copies through
         ``processor.in_flight``. At most two batches are in flight."""
-        assert self._producer is not None and self._consumer is not None
-        producer, consumer = self._producer, self._consumer
-        s = self.settings
         while (item := await self._queue.get()) is not None:
             result = item.result
             try:
@@ -220,24 +218,17 @@ class MeterWorker:
                 await item.write
                 self.crash.maybe("after_sink")
                 # 4: quarantine and dead-letter records, acknowledged by Kafka
-                sends = [
-                    await producer.send(s.topics.quarantine, r.value, key=r.key, headers=r.headers)
-                    for r in result.quarantined
-                ] + [
-                    await producer.send(
-                        s.topics.dead_letters, r.value, key=r.key, headers=r.headers
-                    )
-                    for r in result.dead_letters
-                ]
-                if sends:
-                    await asyncio.gather(*sends)
+                if result.quarantined or result.dead_letters:
+                    await self._kafka_step("sending quarantined records", self._send_out, result)
                 # 5: the dedup state learns the first copies written above: changelog first
                 # (acks=all), then the local database with the changelog position it reached
-                await self._store_first_copies(item)
+                await self._kafka_step(
+                    "writing the dedup changelog", self._store_first_copies, item
+                )
                 self.processor.settled(result)
                 self.crash.maybe("after_state")
                 # 6: commit the next offset of each partition of the batch that we still own
-                await self._commit(consumer, result)
+                await self._kafka_step("committing offsets", self._commit, result, produces=False)
                 self.crash.maybe("after_commit")
                 self.crash.batches += 1
                 for partition, offset in result.last_offsets.items():
@@ -246,6 +237,57 @@ class MeterWorker:
                 self._pending.remove(item)
                 if not item.done.done():
                     item.done.set_result(None)
+
+    async def _kafka_step(
+        self,
+        what: str,
+        step: Callable[[Any], Awaitable[None]],
+        argument: Any,
+        *,
+        produces: bool = True,
+    ) -> None:
+        """Run a Kafka step of the finisher until it succeeds: a broker outage holds the
+        batch (uncommitted) instead of crashing the worker; the steps are idempotent.
+
+        A failed produce replaces the producer: after an outage an idempotent producer can be
+        stuck for good on OutOfOrderSequenceNumber (seen in the Kafka-outage test)."""
+        backoff = 0.5
+        while True:
+            try:
+                if produces and self._producer is None:
+                    self._producer = make_producer(self.bootstrap)
+                    await self._producer.start()
+                await step(argument)
+                return
+            except KafkaError as exc:
+                if produces and self._producer is not None:
+                    old, self._producer = self._producer, None
+                    retiring = asyncio.create_task(_stop_quietly(old))
+                    self._retiring.add(retiring)
+                    retiring.add_done_callback(self._retiring.discard)
+                if self._stop.is_set():
+                    raise SinkStopped(f"stopped while {what} failed ({exc})") from exc
+                KAFKA_RETRIES.labels(step=what).inc()
+                log.warning(
+                    "Kafka error while %s: %s; retrying in %.1f s, the batch stays uncommitted",
+                    what,
+                    exc,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _send_out(self, result: BatchResult) -> None:
+        assert self._producer is not None
+        producer, topics = self._producer, self.settings.topics
+        sends = [
+            await producer.send(topics.quarantine, r.value, key=r.key, headers=r.headers)
+            for r in result.quarantined
+        ] + [
+            await producer.send(topics.dead_letters, r.value, key=r.key, headers=r.headers)
+            for r in result.dead_letters
+        ]
+        await asyncio.gather(*sends)
 
     async def _store_first_copies(self, item: _InFlight) -> None:
         assert self._producer is not None
@@ -262,7 +304,9 @@ class MeterWorker:
         for partition, entries in by_partition.items():
             self.state.partition(partition).apply(entries, positions[partition])
 
-    async def _commit(self, consumer: AIOKafkaConsumer, result: BatchResult) -> None:
+    async def _commit(self, result: BatchResult) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
         assignment = consumer.assignment()
         offsets = {
             tp: offset + 1
@@ -364,6 +408,13 @@ class MeterWorker:
             await runner.cleanup()
         self.state.close_all()
         self._executor.shutdown(wait=False)
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), DRAIN_TIMEOUT_S)
+    except (TimeoutError, KafkaError) as exc:
+        log.info("replaced producer did not stop cleanly: %s", exc)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -15,8 +15,10 @@ position to the end of the changelog, in chunks, one RocksDB write batch per chu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -49,7 +51,7 @@ async def write_changelog(
 ) -> dict[int, int]:
     """Produce each partition's entries, wait for every acknowledgement, and return the
     changelog position (next offset) each partition reached."""
-    sent: dict[int, list[tuple[object, int]]] = {}
+    sent: dict[int, list[tuple[asyncio.Future[Any], int]]] = {}
     for partition, items in entries.items():
         index = 0
         while index < len(items):
@@ -70,12 +72,18 @@ async def write_changelog(
             batch.close()
             future = await producer.send_batch(batch, topic, partition=partition)
             sent.setdefault(partition, []).append((future, count))
+    # wait for every acknowledgement (each failure retrieved), then raise the first failure
+    flat = [(partition, future, count) for partition, fs in sent.items() for future, count in fs]
+    outcomes = await asyncio.gather(*(f for _, f, _ in flat), return_exceptions=True)
+    acknowledged: list[Any] = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        acknowledged.append(outcome)
     positions: dict[int, int] = {}
-    for partition, futures in sent.items():
-        for future, count in futures:
-            metadata = await future  # type: ignore[misc]
-            # a produce batch is one record batch: its records have consecutive offsets
-            positions[partition] = metadata.offset + count
+    for (partition, _, count), metadata in zip(flat, acknowledged, strict=True):
+        # a produce batch is one record batch: its records have consecutive offsets
+        positions[partition] = max(positions.get(partition, 0), metadata.offset + count)
     return positions
 
 

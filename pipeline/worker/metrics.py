@@ -25,3 +25,8 @@ METER_PROBLEMS = Counter(
 CONSUMER_LAG = Gauge(
     "pipeline_worker_consumer_lag", "Messages not yet processed per partition", ["partition"]
 )
+KAFKA_RETRIES = Counter(
+    "pipeline_worker_kafka_retries_total",
+    "Failed Kafka steps after a batch was written (retried; the batch stays uncommitted)",
+    ["step"],
+)

@@ -10,6 +10,7 @@ chosen points, a wiped state directory, a rebalance, and ClickHouse being away f
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.catalog import load_catalog
+from pipeline.infra.kafka_launcher import KafkaLauncher
 from pipeline.kafka import group_lag
 from pipeline.processes import Relay, start_worker, stop_worker, worker_env
 from pipeline.settings import Settings
@@ -248,6 +250,50 @@ def test_clickhouse_away_for_a_while_then_catch_up(stack: Stack) -> None:
     finally:
         stop_worker(proc)
     stack.assert_exact(expected)
+
+
+def test_kafka_away_for_a_while_the_same_worker_holds_then_continues(
+    tmp_path: Path, unique_name: str
+) -> None:
+    shared = Settings()
+    libs = KafkaLauncher(shared.cache_dir, shared.kafka_version).ensure_jars()
+    launcher = KafkaLauncher(tmp_path / "kafka", shared.kafka_version)  # ours to stop
+    launcher.home.mkdir(parents=True)
+    os.symlink(libs, launcher.libs_dir)
+    bootstrap = launcher.start().bootstrap_servers
+    relay = Relay(tmp_path / "clickhouse", tmp_path / "relay.log")
+    relay.start()
+    stack = Stack(bootstrap, unique_name, relay, tmp_path)
+    deliveries = sample_deliveries(600, seed=8)
+    expected = expected_for(deliveries)
+    try:
+        stack.produce(deliveries[:300], seed=41)
+        proc = start_worker(stack.env(PIPELINE_WORKER_BATCH_MAX="50"), stack.log())
+        try:
+            wait_for_log(stack.log(), "consuming", 60)
+            time.sleep(1.0)  # mid-stream: batches of 50 are being written and committed
+            launcher.stop()
+            time.sleep(8)
+            assert proc.poll() is None, stack.log().read_text()[-3000:]
+            launcher.start()  # same data dir and port
+            stack.produce(deliveries[300:], seed=42)
+            wait_drained(bootstrap, stack.name, stack.topic, alive=[proc], logs=[stack.log()])
+            assert proc.poll() is None  # the same process held and continued
+        finally:
+            stop_worker(proc)
+        stack.assert_exact(expected)
+    finally:
+        relay.stop()
+        launcher.stop()
+
+
+def wait_for_log(path: Path, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{path.name} never said {text!r}")
 
 
 def test_quantities_are_decimals(stack: Stack) -> None:
