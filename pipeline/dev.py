@@ -36,7 +36,7 @@ from pipeline.ingest.decoders.samples import SampleCall, encode_batch, native_ba
 from pipeline.ingest.server import create_edge
 from pipeline.kafka import ensure_topics, group_lag, pipeline_topics
 from pipeline.logs import configure_logging
-from pipeline.processes import Relay, start_worker, stop_worker, worker_env
+from pipeline.processes import Relay, RestartingWorker, start_worker, stop_worker, worker_env
 from pipeline.rating.render import render_invoice_text
 from pipeline.settings import Settings
 from pipeline.store import Store, open_store
@@ -90,7 +90,7 @@ def run_dev(settings: Settings, *, events: int, keep_running: bool, say: Say) ->
         store_url = relay.url
         say(f"ClickHouse: embedded, data in {settings.clickhouse_data_dir}, shared at {store_url}")
     store = open_store(Settings(clickhouse_url=store_url))
-    worker = None
+    worker: RestartingWorker | None = None
     try:
         say(f"Schema: {migrate(store, settings.clickhouse_database)}")
         env = worker_env(
@@ -107,8 +107,9 @@ def run_dev(settings: Settings, *, events: int, keep_running: bool, say: Say) ->
             },
         )
         worker_log = state_dir / "dev-worker.log"
-        worker = start_worker(env, worker_log)
-        say(f"Worker: pid {worker.pid}, log {worker_log}")
+        worker = RestartingWorker(lambda: start_worker(env, worker_log), say)
+        say(f"Worker: pid {worker.process.pid}, log {worker_log}")
+
         return asyncio.run(
             _serve_and_send(
                 settings,
@@ -118,13 +119,13 @@ def run_dev(settings: Settings, *, events: int, keep_running: bool, say: Say) ->
                 events,
                 keep_running,
                 say,
-                worker_alive=lambda: worker is not None and worker.poll() is None,
+                worker_alive=worker.alive,
             )
         )
     finally:
         if worker is not None:
             say("Stopping the worker")
-            stop_worker(worker)
+            stop_worker(worker.process)
         store.close()
         if relay is not None:
             say("Stopping ClickHouse")

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 
@@ -123,3 +123,32 @@ def stop_worker(
             proc.kill()
             proc.wait(30)
     return proc.returncode
+
+
+#: exit code of a worker that asks to be started again (it re-reads from its committed offsets)
+EXIT_RESTART_ME = 75
+
+
+class RestartingWorker:
+    """A worker process that is started again when it exits with :data:`EXIT_RESTART_ME`
+    (the stream worker's offset-gap guard, pipeline/worker/app.py); any other exit is final."""
+
+    def __init__(
+        self, start: Callable[[], subprocess.Popen[bytes]], say: Callable[[str], None]
+    ) -> None:
+        self._start = start
+        self._say = say
+        self.process = start()
+        self.restarts = 0
+
+    def alive(self) -> bool:
+        code = self.process.poll()
+        if code == EXIT_RESTART_ME:
+            self.process = self._start()
+            self.restarts += 1
+            self._say(
+                f"Worker exited with {code} (it skipped an offset and stopped before committing "
+                f"past it); restarted from the committed offsets, pid {self.process.pid}"
+            )
+            return True
+        return code is None

@@ -38,6 +38,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pipeline.kafka import make_producer
+from pipeline.processes import EXIT_RESTART_ME
 from pipeline.settings import Settings
 from pipeline.worker.batch import BatchProcessor, BatchResult, ConsumedMessage, OffsetGap
 from pipeline.worker.changelog import changelog_topic, recover, write_changelog
@@ -46,7 +47,7 @@ from pipeline.worker.sink import ClickHouseSink, SinkStopped
 from pipeline.worker.state import DedupState
 
 #: exit code of a worker that stopped because a partition's offsets had a hole (restart it)
-EXIT_OFFSET_GAP = 75
+EXIT_OFFSET_GAP = EXIT_RESTART_ME
 #: how long a rebalance or a stop waits for in-flight batches to be written and committed
 DRAIN_TIMEOUT_S = 30.0
 
