@@ -27,6 +27,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from pipeline.settings import Settings
 from pipeline.worker.batch import BatchProcessor, BatchResult, ConsumedMessage, OffsetGap
 from pipeline.worker.changelog import changelog_topic, recover, write_changelog
 from pipeline.worker.metrics import CONSUMER_LAG, KAFKA_RETRIES
+from pipeline.worker.progress import LoopClock
 from pipeline.worker.sink import ClickHouseSink, SinkStopped
 from pipeline.worker.state import DedupState
 
@@ -96,6 +98,7 @@ class MeterWorker:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._retiring: set[asyncio.Task[None]] = set()  # replaced producers, stopping
+        self.loop_clock = LoopClock()
         #: partitions of the events topic assigned to this worker (their state is current)
         self._owned: set[int] = set()
         #: set while the owned partitions' state is current. aiokafka starts fetching as soon
@@ -150,7 +153,9 @@ class MeterWorker:
         within_ms = int(self.settings.worker_batch_within_s * 1000)
         state = self.state
         stop = asyncio.ensure_future(self._stop.wait())
+        clock = self.loop_clock
         while not self._stop.is_set():
+            started = time.monotonic()
             fetch = asyncio.ensure_future(
                 consumer.getmany(timeout_ms=within_ms, max_records=self.settings.worker_batch_max)
             )
@@ -162,6 +167,8 @@ class MeterWorker:
                 fetch.cancel()
                 break
             records = fetch.result()
+            fetched = time.monotonic()
+            clock.add("kafka", fetched - started)
             if not records:
                 continue
             if not self._state_ready.is_set():
@@ -195,6 +202,9 @@ class MeterWorker:
                 log.error("%s; exiting with %d to re-read it", gap, EXIT_OFFSET_GAP)
                 logging.shutdown()
                 os._exit(EXIT_OFFSET_GAP)
+            decided = time.monotonic()
+            clock.add("deciding", decided - fetched)
+            clock.decided(len(messages))
             item = _InFlight(
                 messages,
                 result,
@@ -206,6 +216,7 @@ class MeterWorker:
             if finisher.done():
                 put.cancel()
                 finisher.result()
+            clock.add("writes", time.monotonic() - decided)
         stop.cancel()
 
     async def _finish_in_order(self) -> None:
@@ -357,8 +368,12 @@ class MeterWorker:
 
     async def _report_lag(self) -> None:
         assert self._consumer is not None
+        ticks = 0
         while True:
             await asyncio.sleep(5.0)
+            ticks += 1
+            if ticks % 2 == 0 and (line := self.loop_clock.report()):
+                log.info("%s", line)
             for tp in self._consumer.assignment():
                 highwater = self._consumer.highwater(tp)
                 position = self.processor.processed_position(tp.partition)
