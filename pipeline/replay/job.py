@@ -204,8 +204,8 @@ def _reprocess(
         result = processor.process(messages, lookup)
         for _index, key, first in result.new_first_copies:
             state[key] = first
-        usage = _in_scope(result.sink_batch.usage_events, scope)
-        entries = _in_scope(result.sink_batch.meter_entries, scope)
+        usage = _in_scope(result.sink_batch.dicts("usage_events"), scope)
+        entries = _in_scope(result.sink_batch.dicts("meter_entries"), scope)
         _count(counts, chunk, result, usage, len(entries))
         totals.add_usage(usage)
         totals.add_entries(entries)
@@ -223,7 +223,7 @@ def _reprocess(
     return counts, totals
 
 
-def _in_scope(rows: list[Mapping[str, Any]], scope: str | None) -> list[Mapping[str, Any]]:
+def _in_scope(rows: list[dict[str, Any]], scope: str | None) -> list[dict[str, Any]]:
     return rows if scope is None else [row for row in rows if row["tenant"] == scope]
 
 

@@ -6,7 +6,8 @@
 * :class:`pipeline.store.relay.RelayStore`: an embedded store owned by another process, through
   ``python -m pipeline.store.relay`` (``clickhouse_url`` = ``relay://HOST:PORT``).
 
-Both adapters send rows as JSONEachRow and read results as typed JSONCompact through
+Both adapters send rows as JSONCompactEachRow (JSONEachRow for rows with differing keys) and
+read results as typed JSONCompact through
 :mod:`pipeline.store.codec`, so ``Decimal`` stays ``Decimal`` and date-times come back
 UTC-aware whichever engine answers. Parameters use ClickHouse's server-side ``{name:Type}``
 placeholders in both (``SELECT ... WHERE tenant = {tenant:String}``).
@@ -57,6 +58,18 @@ class Store(Protocol):
         MergeTree-family tables created with ``SETTINGS non_replicated_deduplication_window = N``
         (N > 0); elsewhere it is ignored. Idempotence by key (ReplacingMergeTree) comes first.
         """
+        ...
+
+    def insert_columns(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        """:meth:`insert_rows` for rows given as value lists in ``columns`` order (no dict per
+        row: the stream worker's inserts)."""
         ...
 
     def close(self) -> None:

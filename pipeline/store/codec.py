@@ -260,14 +260,53 @@ def plan_insert(
     table: str, rows: Sequence[Mapping[str, Any]], dedup_token: str | None, *, engine: str
 ) -> InsertPlan:
     """Validate and encode an insert; bad names or values raise :class:`StoreError`."""
-    columns: tuple[str, ...] = ()
-    try:
-        table_sql = qualified_table(table)
+
+    def encode() -> tuple[tuple[str, ...], bytes]:
         compact = encode_compact_rows(rows)
         if compact is None:
-            payload = encode_rows(rows)
-        else:
-            columns, payload = column_list(compact[0]), compact[1]
+            return (), encode_rows(rows)
+        return column_list(compact[0]), compact[1]
+
+    return _plan(table, encode, dedup_token, engine)
+
+
+def plan_columns_insert(
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    dedup_token: str | None,
+    *,
+    engine: str,
+) -> InsertPlan:
+    """:func:`plan_insert` for rows that are already value lists in ``columns`` order (the
+    worker's hot path: no dict per row). A row of another length raises :class:`StoreError`."""
+
+    def encode() -> tuple[tuple[str, ...], bytes]:
+        names = column_list(columns)
+        width = len(names)
+        lines = []
+        for number, row in enumerate(rows):
+            if len(row) != width:
+                raise ValueError(f"row {number} has {len(row)} values for {width} columns")
+            try:
+                lines.append(orjson.dumps(row, default=_default, option=_DUMP_OPTIONS))
+            except orjson.JSONEncodeError as error:
+                raise TypeError(f"row {number}: {error.__cause__ or error}") from error
+        lines.append(b"")
+        return names, b"\n".join(lines)
+
+    return _plan(table, encode, dedup_token, engine)
+
+
+def _plan(
+    table: str,
+    encode: Callable[[], tuple[tuple[str, ...], bytes]],
+    dedup_token: str | None,
+    engine: str,
+) -> InsertPlan:
+    try:
+        table_sql = qualified_table(table)
+        columns, payload = encode()
     except (TypeError, ValueError) as error:
         raise StoreError(
             f"cannot insert into {table}: {error}", engine=engine, table=table, sql=None

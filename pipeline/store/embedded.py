@@ -207,9 +207,22 @@ class EmbeddedStore:
         *,
         dedup_token: str | None = None,
     ) -> None:
-        if not rows:
-            return
-        plan = codec.plan_insert(table, rows, dedup_token, engine=ENGINE)
+        if rows:
+            self._insert(codec.plan_insert(table, rows, dedup_token, engine=ENGINE))
+
+    def insert_columns(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        if rows:
+            plan = codec.plan_columns_insert(table, columns, rows, dedup_token, engine=ENGINE)
+            self._insert(plan)
+
+    def _insert(self, plan: codec.InsertPlan) -> None:
         with self._session(plan.statement) as session:
             inserter = session.send_insert(plan.statement, plan.format)
             try:

@@ -355,14 +355,28 @@ class RelayStore:
         *,
         dedup_token: str | None = None,
     ) -> None:
-        if not rows:
-            return
-        plan = codec.plan_insert(table, rows, dedup_token, engine=ENGINE)
+        if rows:
+            self._insert(table, codec.plan_insert(table, rows, dedup_token, engine=ENGINE))
+
+    def insert_columns(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        if rows:
+            plan = codec.plan_columns_insert(table, columns, rows, dedup_token, engine=ENGINE)
+            self._insert(table, plan)
+
+    def _insert(self, table: str, plan: codec.InsertPlan) -> None:
+        dedup_token = plan.settings.get("insert_deduplication_token")
         path = f"/insert?table={quote(table, safe='')}"
         if plan.columns:
             path += f"&columns={quote(','.join(plan.columns), safe=',')}"
         if dedup_token is not None:
-            path += f"&dedup_token={quote(dedup_token, safe='')}"
+            path += f"&dedup_token={quote(str(dedup_token), safe='')}"
         self._call(path, plan.payload, plan.statement)
 
     def ping(self) -> dict[str, Any]:

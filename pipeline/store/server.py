@@ -103,9 +103,22 @@ class ServerStore:
         *,
         dedup_token: str | None = None,
     ) -> None:
-        if not rows:
-            return
-        plan = codec.plan_insert(table, rows, dedup_token, engine=ENGINE)
+        if rows:
+            self._insert(codec.plan_insert(table, rows, dedup_token, engine=ENGINE))
+
+    def insert_columns(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        if rows:
+            plan = codec.plan_columns_insert(table, columns, rows, dedup_token, engine=ENGINE)
+            self._insert(plan)
+
+    def _insert(self, plan: codec.InsertPlan) -> None:
         with self._client_for(plan.statement) as client:
             client.raw_insert(
                 plan.table_sql,

@@ -41,7 +41,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pipeline.kafka import make_producer
 from pipeline.processes import EXIT_RESTART_ME
 from pipeline.settings import Settings
-from pipeline.worker.batch import BatchProcessor, BatchResult, ConsumedMessage, OffsetGap
+from pipeline.worker.batch import (
+    BatchProcessor,
+    BatchResult,
+    ConsumedMessage,
+    OffsetGap,
+    StateLookup,
+)
 from pipeline.worker.changelog import changelog_topic, recover, write_changelog
 from pipeline.worker.metrics import CONSUMER_LAG, KAFKA_RETRIES
 from pipeline.worker.progress import LoopClock
@@ -189,13 +195,8 @@ class MeterWorker:
             if not messages:
                 continue
 
-            def lookup(
-                index: int, key: bytes, messages: list[ConsumedMessage] = messages
-            ) -> bytes | None:
-                return state.get(messages[index].partition, key)
-
             try:
-                result = self.processor.process(messages, lookup)
+                result = self.processor.process(messages, _lookup_in(state, messages))
             except OffsetGap as gap:
                 # Nothing of this batch is written or committed; a restart re-reads from the
                 # last committed offset. Exiting at once is as safe as SIGKILL.
@@ -424,6 +425,16 @@ class MeterWorker:
             await runner.cleanup()
         self.state.close_all()
         self._executor.shutdown(wait=False)
+
+
+def _lookup_in(state: DedupState, messages: list[ConsumedMessage]) -> StateLookup:
+    """The batch step's state lookup: (message index, key) -> that partition's stored value."""
+    read = state.reader()
+
+    def lookup(index: int, key: bytes) -> bytes | None:
+        return read(messages[index].partition, key)
+
+    return lookup
 
 
 async def _stop_quietly(producer: AIOKafkaProducer) -> None:

@@ -13,7 +13,7 @@ Memory stays bounded: RocksDB keeps its memtables and block cache, the rest is o
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from rocksdict import Options, Rdict, WriteBatch
@@ -33,6 +33,11 @@ class PartitionState:
     def get(self, key: bytes) -> bytes | None:
         value: bytes | None = self._db.get(key)
         return value
+
+    def get_function(self) -> Callable[[bytes], bytes | None]:
+        """The database's own ``get`` (valid until :meth:`close`)."""
+        get: Callable[[bytes], bytes | None] = self._db.get
+        return get
 
     @property
     def changelog_position(self) -> int:
@@ -67,6 +72,18 @@ class DedupState:
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         return self.partition(partition).get(key)
+
+    def reader(self) -> Callable[[int, bytes], bytes | None]:
+        """:meth:`get` for one batch's lookups, without a method call per partition."""
+        gets: dict[int, Callable[[bytes], bytes | None]] = {}
+
+        def read(partition: int, key: bytes) -> bytes | None:
+            get = gets.get(partition)
+            if get is None:
+                get = gets[partition] = self.partition(partition).get_function()
+            return get(key)
+
+        return read
 
     @property
     def open_partitions(self) -> list[int]:

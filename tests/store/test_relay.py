@@ -220,6 +220,33 @@ def test_rows_come_back_exactly_as_from_the_in_process_adapter(
 
 
 @pytest.mark.integration
+def test_value_tuples_under_a_column_list_insert_the_same_through_both_adapters(
+    relay: RelayStore, store: Store, scratch: str
+) -> None:
+    ddl = f"""CREATE TABLE {scratch}.c (
+        k String, amount Decimal(38, 10), at String, attrs Map(String, String),
+        maybe Nullable(UInt64), left_out UInt8 DEFAULT 7
+    ) ENGINE = MergeTree ORDER BY k"""
+    columns = ("k", "amount", "at", "attrs", "maybe")
+    rows = [
+        ("a'b\\c\n\"", Decimal("1.5"), "2026-01-31 23:59:59.999999", {"q'": 'x"y'}, None),
+        ("b", Decimal("0.10"), "2026-02-01 00:00:00.000000", {}, 2**64 - 1),
+    ]
+    results = []
+    for target in (relay, store):
+        target.command(ddl)
+        target.insert_columns(f"{scratch}.c", columns, rows)
+        results.append(target.query(f"SELECT * FROM {scratch}.c ORDER BY k"))
+    assert results[0] == results[1]
+    assert [tuple(r[c] for c in columns) for r in results[0]] == rows
+    assert {r["left_out"] for r in results[0]} == {7}
+    with pytest.raises(StoreError, match="row 0 has 2 values for 5 columns"):
+        relay.insert_columns(f"{scratch}.c", columns, [("x", Decimal(1))])
+    with pytest.raises(StoreError, match="not a plain identifier"):
+        relay.insert_columns(f"{scratch}.c", ("k; DROP",), [("x",)])
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("text", ["x' OR '1'='1", "\\'; DROP DATABASE default; --", "a\tb\nc"])
 def test_parameterised_queries_bind_like_the_in_process_adapter(
     relay: RelayStore, store: Store, text: str

@@ -45,7 +45,7 @@ def test_first_copy_duplicate_alias_quarantine_and_dead_letter_in_one_batch() ->
     ]
     result = processor().process(batch, no_state)
 
-    log = result.sink_batch.event_log
+    log = result.sink_batch.dicts("event_log")
     assert [(r["source_offset"], r["disposition"], r["tenant"]) for r in log] == [
         (0, "first_copy", "acme"),
         (1, "duplicate", "acme"),
@@ -55,14 +55,14 @@ def test_first_copy_duplicate_alias_quarantine_and_dead_letter_in_one_batch() ->
     ]
     assert log[3]["quarantine_reason"] == "unknown_tenant"
     assert "nobody" in log[3]["quarantine_detail"]
-    usage = result.sink_batch.usage_events
+    usage = result.sink_batch.dicts("usage_events")
     assert [(r["tenant"], r["idempotency_key"], r["fate"]) for r in usage] == [
         ("acme", "a", "billed"),
         ("globex", "a", "billed"),
         ("acme", "c", "unmapped"),
     ]
     # payments has 4 metrics; every one applies to a 200 with a consumer and a latency
-    assert {(r["tenant"], r["metric"]) for r in result.sink_batch.meter_entries} == {
+    assert {(r["tenant"], r["metric"]) for r in result.sink_batch.dicts("meter_entries")} == {
         (t, m)
         for t in ("acme", "globex")
         for m in ("calls", "egress_gb", "active_apps", "peak_latency")
@@ -88,17 +88,17 @@ def test_a_redelivered_message_is_processed_again_not_counted_as_duplicate() -> 
     event_ms = epoch_ms(datetime(2026, 1, 15, 10, 0, tzinfo=UTC))
     state = {dedup_key("acme", "a").encode(): FirstCopy(0, 7, event_ms, epoch_ms(NOW)).encode()}
     result = processor().process([msg(7, record(idempotency_key="a"))], lambda _i, k: state.get(k))
-    assert [r["disposition"] for r in result.sink_batch.event_log] == ["first_copy"]
-    assert len(result.sink_batch.usage_events) == 1
+    assert [r["disposition"] for r in result.sink_batch.dicts("event_log")] == ["first_copy"]
+    assert len(result.sink_batch.dicts("usage_events")) == 1
     assert result.new_first_copies == []  # nothing new to store
 
 
 def test_a_later_copy_is_a_duplicate_even_in_a_later_batch() -> None:
     state = {dedup_key("acme", "a").encode(): FirstCopy(0, 7, 0, epoch_ms(NOW)).encode()}
     result = processor().process([msg(9, record(idempotency_key="a"))], lambda _i, k: state.get(k))
-    assert [r["disposition"] for r in result.sink_batch.event_log] == ["duplicate"]
-    assert result.sink_batch.usage_events == []
-    assert result.sink_batch.meter_entries == []
+    assert [r["disposition"] for r in result.sink_batch.dicts("event_log")] == ["duplicate"]
+    assert result.sink_batch.dicts("usage_events") == []
+    assert result.sink_batch.dicts("meter_entries") == []
 
 
 def test_a_first_copy_older_than_the_window_is_ignored_by_the_stream() -> None:
@@ -106,7 +106,7 @@ def test_a_first_copy_older_than_the_window_is_ignored_by_the_stream() -> None:
     seen = epoch_ms(NOW - timedelta(days=36))
     state = {dedup_key("acme", "a").encode(): FirstCopy(0, 7, 0, seen).encode()}
     result = processor().process([msg(9, record(idempotency_key="a"))], lambda _i, k: state.get(k))
-    assert [r["disposition"] for r in result.sink_batch.event_log] == ["first_copy"]
+    assert [r["disposition"] for r in result.sink_batch.dicts("event_log")] == ["first_copy"]
 
 
 def test_state_lookups_name_the_message_they_belong_to() -> None:
@@ -129,9 +129,9 @@ def test_state_lookups_name_the_message_they_belong_to() -> None:
 def test_rows_carry_exact_decimals_and_the_raw_payload() -> None:
     raw = record(idempotency_key="d", response_bytes=1_000_000_001)
     result = processor().process([msg(0, raw)], no_state)
-    [log] = result.sink_batch.event_log
+    [log] = result.sink_batch.dicts("event_log")
     assert orjson.loads(log["payload"]) == orjson.loads(raw)
-    egress = next(r for r in result.sink_batch.meter_entries if r["metric"] == "egress_gb")
+    egress = next(r for r in result.sink_batch.dicts("meter_entries") if r["metric"] == "egress_gb")
     assert str(egress["value"]) == "1000000001"
     assert str(egress["divide_by"]) == "1000000000"
 
@@ -141,13 +141,13 @@ def test_first_copies_of_a_batch_still_being_written_count_for_the_next_batch() 
     first = p.process([msg(0, record(idempotency_key="k"))], no_state)
     assert dedup_key("acme", "k") in p.in_flight
     second = p.process([msg(1, record(idempotency_key="k"))], no_state)
-    assert [r["disposition"] for r in second.sink_batch.event_log] == ["duplicate"]
+    assert [r["disposition"] for r in second.sink_batch.dicts("event_log")] == ["duplicate"]
     p.settled(first)
     assert p.in_flight == {}
     # once settled, the durable state answers (here: it says this very message was first)
     state = {dedup_key("acme", "k").encode(): first.new_first_copies[0][2]}
     third = p.process([msg(0, record(idempotency_key="k"))], lambda _i, k: state.get(k))
-    assert [r["disposition"] for r in third.sink_batch.event_log] == ["first_copy"]
+    assert [r["disposition"] for r in third.sink_batch.dicts("event_log")] == ["first_copy"]
 
 
 def test_a_skipped_offset_stops_the_batch_before_anything_is_written() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import StoreError
-from pipeline.worker.sink import ClickHouseSink, SinkBatch, SinkStopped
+from pipeline.worker.sink import COLUMNS, ClickHouseSink, SinkBatch, SinkStopped
 
 
 class FlakyStore:
@@ -21,7 +21,18 @@ class FlakyStore:
     def insert_rows(
         self, table: str, rows: Sequence[Mapping[str, Any]], *, dedup_token: str | None = None
     ) -> None:
+        raise AssertionError("the sink inserts value tuples (insert_columns)")
+
+    def insert_columns(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
         name = table.split(".")[1]
+        assert all(len(row) == len(columns) for row in rows)
         if self.failures.get(name, 0) > 0:
             self.failures[name] -= 1
             raise StoreError("engine down", sql="INSERT", engine="fake")
@@ -35,8 +46,11 @@ class FlakyStore:
 
 
 def batch() -> SinkBatch:
+    log, usage, entries = (len(COLUMNS[t]) for t in ("event_log", "usage_events", "meter_entries"))
     return SinkBatch(
-        event_log=[{"a": 1}, {"a": 2}], usage_events=[{"b": 1}], meter_entries=[{"c": 1}] * 3
+        event_log=[(1,) * log, (2,) * log],
+        usage_events=[(1,) * usage],
+        meter_entries=[(1,) * entries] * 3,
     )
 
 

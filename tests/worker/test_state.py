@@ -50,3 +50,17 @@ def test_reset_deletes_a_partition_so_it_is_rebuilt_from_scratch(tmp_path: Path)
     assert state.get(3, b"k") is None
     assert state.partition(3).changelog_position == 0
     state.close_all()
+
+
+def test_a_batch_reader_reads_what_get_reads(tmp_path: Path) -> None:
+    state = DedupState(tmp_path)
+    state.partition(0).apply([(b"k0", b"zero")], 1)
+    state.partition(1).apply([(b"k1", b"one")], 1)
+    read = state.reader()
+    assert [read(0, b"k0"), read(1, b"k1"), read(0, b"k1"), read(2, b"k0")] == [
+        b"zero",
+        b"one",
+        None,
+        None,
+    ]
+    state.close_all()
