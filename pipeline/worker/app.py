@@ -28,17 +28,15 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pipeline.kafka import make_producer
 from pipeline.processes import EXIT_RESTART_ME
 from pipeline.settings import Settings
 from pipeline.worker.batch import (
@@ -48,11 +46,14 @@ from pipeline.worker.batch import (
     OffsetGap,
     StateLookup,
 )
-from pipeline.worker.changelog import changelog_topic, recover, write_changelog
-from pipeline.worker.metrics import CONSUMER_LAG, KAFKA_RETRIES
+from pipeline.worker.changelog import changelog_topic, recover
+from pipeline.worker.faults import CrashPoint
+from pipeline.worker.metrics import CONSUMER_LAG
+from pipeline.worker.outputs import KafkaOutputs
 from pipeline.worker.progress import LoopClock
 from pipeline.worker.sink import ClickHouseSink, SinkStopped
 from pipeline.worker.state import DedupState
+from pipeline.worker.web import serve_metrics
 
 #: exit code of a worker that stopped because a partition's offsets had a hole (restart it)
 EXIT_OFFSET_GAP = EXIT_RESTART_ME
@@ -102,8 +103,7 @@ class MeterWorker:
         self._queue: asyncio.Queue[_InFlight | None] = asyncio.Queue(maxsize=1)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-sink")
         self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
-        self._retiring: set[asyncio.Task[None]] = set()  # replaced producers, stopping
+        self.outputs = KafkaOutputs(bootstrap, settings.topics, self.changelog, self._stop)
         self.loop_clock = LoopClock()
         #: partitions of the events topic assigned to this worker (their state is current)
         self._owned: set[int] = set()
@@ -119,7 +119,6 @@ class MeterWorker:
 
     async def run(self) -> None:
         s = self.settings
-        self._producer = make_producer(self.bootstrap)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=s.worker_group_id,
@@ -133,8 +132,8 @@ class MeterWorker:
             session_timeout_ms=int(s.worker_session_timeout_s * 1000),
             heartbeat_interval_ms=int(max(s.worker_session_timeout_s / 4, 1.0) * 1000),
         )
-        await self._producer.start()
-        runner = await self._serve_metrics()
+        await self.outputs.start()
+        runner = await serve_metrics(s.worker_web_port)
         finisher: asyncio.Task[None] | None = None
         lag: asyncio.Task[None] | None = None
         try:
@@ -231,17 +230,16 @@ class MeterWorker:
                 await item.write
                 self.crash.maybe("after_sink")
                 # 4: quarantine and dead-letter records, acknowledged by Kafka
-                if result.quarantined or result.dead_letters:
-                    await self._kafka_step("sending quarantined records", self._send_out, result)
+                await self.outputs.send_out(result)
                 # 5: the dedup state learns the first copies written above: changelog first
                 # (acks=all), then the local database with the changelog position it reached
-                await self._kafka_step(
-                    "writing the dedup changelog", self._store_first_copies, item
-                )
+                await self._store_first_copies(item)
                 self.processor.settled(result)
                 self.crash.maybe("after_state")
                 # 6: commit the next offset of each partition of the batch that we still own
-                await self._kafka_step("committing offsets", self._commit, result, produces=False)
+                await self.outputs.retrying(
+                    "committing offsets", self._commit, result, produces=False
+                )
                 self.crash.maybe("after_commit")
                 self.crash.batches += 1
                 for partition, offset in result.last_offsets.items():
@@ -251,59 +249,7 @@ class MeterWorker:
                 if not item.done.done():
                     item.done.set_result(None)
 
-    async def _kafka_step(
-        self,
-        what: str,
-        step: Callable[[Any], Awaitable[None]],
-        argument: Any,
-        *,
-        produces: bool = True,
-    ) -> None:
-        """Run a Kafka step of the finisher until it succeeds: a broker outage holds the
-        batch (uncommitted) instead of crashing the worker; the steps are idempotent.
-
-        A failed produce replaces the producer: after an outage an idempotent producer can be
-        stuck for good on OutOfOrderSequenceNumber (seen in the Kafka-outage test)."""
-        backoff = 0.5
-        while True:
-            try:
-                if produces and self._producer is None:
-                    self._producer = make_producer(self.bootstrap)
-                    await self._producer.start()
-                await step(argument)
-                return
-            except KafkaError as exc:
-                if produces and self._producer is not None:
-                    old, self._producer = self._producer, None
-                    retiring = asyncio.create_task(_stop_quietly(old))
-                    self._retiring.add(retiring)
-                    retiring.add_done_callback(self._retiring.discard)
-                if self._stop.is_set():
-                    raise SinkStopped(f"stopped while {what} failed ({exc})") from exc
-                KAFKA_RETRIES.labels(step=what).inc()
-                log.warning(
-                    "Kafka error while %s: %s; retrying in %.1f s, the batch stays uncommitted",
-                    what,
-                    exc,
-                    backoff,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-
-    async def _send_out(self, result: BatchResult) -> None:
-        assert self._producer is not None
-        producer, topics = self._producer, self.settings.topics
-        sends = [
-            await producer.send(topics.quarantine, r.value, key=r.key, headers=r.headers)
-            for r in result.quarantined
-        ] + [
-            await producer.send(topics.dead_letters, r.value, key=r.key, headers=r.headers)
-            for r in result.dead_letters
-        ]
-        await asyncio.gather(*sends)
-
     async def _store_first_copies(self, item: _InFlight) -> None:
-        assert self._producer is not None
         by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
         for index, key, value in item.result.new_first_copies:
             partition = item.messages[index].partition
@@ -313,7 +259,7 @@ class MeterWorker:
                 by_partition.setdefault(partition, []).append((key, value))
         if not by_partition:
             return
-        positions = await write_changelog(self._producer, self.changelog, by_partition)
+        positions = await self.outputs.write_changelog(by_partition)
         for partition, entries in by_partition.items():
             self.state.partition(partition).apply(entries, positions[partition])
 
@@ -383,23 +329,6 @@ class MeterWorker:
                         max(highwater - position, 0)
                     )
 
-    async def _serve_metrics(self) -> web.AppRunner | None:
-        port = self.settings.worker_web_port
-        if not port:
-            return None
-
-        async def metrics(_: web.Request) -> web.Response:
-            return web.Response(
-                body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-            )
-
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        return runner
-
     async def _shutdown(
         self,
         finisher: asyncio.Task[None] | None,
@@ -419,8 +348,7 @@ class MeterWorker:
         self.sink.stopping.set()
         if self._consumer is not None:
             await self._consumer.stop()  # leaves the group: its partitions move at once
-        if self._producer is not None:
-            await self._producer.stop()
+        await self.outputs.stop()
         if runner is not None:
             await runner.cleanup()
         self.state.close_all()
@@ -435,13 +363,6 @@ def _lookup_in(state: DedupState, messages: list[ConsumedMessage]) -> StateLooku
         return read(messages[index].partition, key)
 
     return lookup
-
-
-async def _stop_quietly(producer: AIOKafkaProducer) -> None:
-    try:
-        await asyncio.wait_for(producer.stop(), DRAIN_TIMEOUT_S)
-    except (TimeoutError, KafkaError) as exc:
-        log.info("replaced producer did not stop cleanly: %s", exc)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -459,25 +380,3 @@ def install_stop_signals(worker: MeterWorker) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.request_stop)
-
-
-class CrashPoint:
-    """TEST-ONLY fault injection (``PIPELINE_WORKER_CRASH_AT=<point>:<batch>``): the process
-    SIGKILLs itself at that point of that batch (1-based), like a power cut. Off by default."""
-
-    def __init__(self, point: str | None, batch: int) -> None:
-        self.point = point
-        self.batch = batch
-        self.batches = 0
-
-    @classmethod
-    def parse(cls, spec: str | None) -> CrashPoint:
-        if not spec:
-            return cls(None, 0)
-        point, _, number = spec.partition(":")
-        return cls(point, int(number))
-
-    def maybe(self, point: str) -> None:
-        if self.point == point and self.batches + 1 == self.batch:
-            log.warning("fault injection: SIGKILL at %s of batch %d", point, self.batch)
-            os.kill(os.getpid(), signal.SIGKILL)
