@@ -21,7 +21,7 @@ import errno
 import fcntl
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import Any
 
 from pipeline.errors import StoreError
 from pipeline.store import codec
+from pipeline.store.inserts import PlannedInserts
 
 ENGINE = "chdb"
 SERVER_URL_ENV = "PIPELINE_CLICKHOUSE_URL"
@@ -135,8 +136,10 @@ def _start_engine(path: Path) -> _Engine:
     return engine
 
 
-class EmbeddedStore:
+class EmbeddedStore(PlannedInserts):
     """A :class:`pipeline.store.Store` on the process's chdb engine."""
+
+    ENGINE = ENGINE
 
     @property
     def engine(self) -> str:
@@ -200,29 +203,7 @@ class EmbeddedStore:
             result = session.query(sql, codec.RESULT_FORMAT, params=bound)
             return codec.decode_result(result.bytes())
 
-    def insert_rows(
-        self,
-        table: str,
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        dedup_token: str | None = None,
-    ) -> None:
-        if rows:
-            self._insert(codec.plan_insert(table, rows, dedup_token, engine=ENGINE))
-
-    def insert_columns(
-        self,
-        table: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        *,
-        dedup_token: str | None = None,
-    ) -> None:
-        if rows:
-            plan = codec.plan_columns_insert(table, columns, rows, dedup_token, engine=ENGINE)
-            self._insert(plan)
-
-    def _insert(self, plan: codec.InsertPlan) -> None:
+    def _insert(self, table: str, plan: codec.InsertPlan) -> None:
         with self._session(plan.statement) as session:
             inserter = session.send_insert(plan.statement, plan.format)
             try:

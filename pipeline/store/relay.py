@@ -42,6 +42,7 @@ import orjson
 from pipeline.errors import ConfigError, PipelineError, StoreError
 from pipeline.store import codec
 from pipeline.store.embedded import EmbeddedStore
+from pipeline.store.inserts import PlannedInserts
 
 ENGINE = "relay"
 SCHEME = "relay"
@@ -280,13 +281,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- client ----------------------------------------------------------------------------------
 
 
-class RelayStore:
+class RelayStore(PlannedInserts):
     """A :class:`pipeline.store.Store` on a relay: one keep-alive HTTP connection per thread.
 
     Calls never hang on a dead relay: connecting is bounded by ``connect_timeout_s``, answers by
     ``timeout_s``, and every transport failure is a :class:`StoreError`. The next call
     reconnects, so a relay that comes back is used again by the same object.
     """
+
+    ENGINE = ENGINE
 
     @property
     def engine(self) -> str:
@@ -347,28 +350,6 @@ class RelayStore:
         bound = codec.bind_params(params, codec.param_text, sql=sql, engine=ENGINE)
         payload = self._call("/query", orjson.dumps({"sql": sql, "params": bound}), sql)
         return codec.decode_result(payload)
-
-    def insert_rows(
-        self,
-        table: str,
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        dedup_token: str | None = None,
-    ) -> None:
-        if rows:
-            self._insert(table, codec.plan_insert(table, rows, dedup_token, engine=ENGINE))
-
-    def insert_columns(
-        self,
-        table: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        *,
-        dedup_token: str | None = None,
-    ) -> None:
-        if rows:
-            plan = codec.plan_columns_insert(table, columns, rows, dedup_token, engine=ENGINE)
-            self._insert(table, plan)
 
     def _insert(self, table: str, plan: codec.InsertPlan) -> None:
         dedup_token = plan.settings.get("insert_deduplication_token")

@@ -11,13 +11,14 @@ time, and this store is shared across threads.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.errors import StoreError
 from pipeline.store import codec
+from pipeline.store.inserts import PlannedInserts
 
 ENGINE = "server"
 
@@ -30,8 +31,10 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-class ServerStore:
+class ServerStore(PlannedInserts):
     """A :class:`pipeline.store.Store` on a ClickHouse server (a clickhouse-connect client)."""
+
+    ENGINE = ENGINE
 
     @property
     def engine(self) -> str:
@@ -96,29 +99,7 @@ class ServerStore:
             )
             return codec.decode_result(payload)
 
-    def insert_rows(
-        self,
-        table: str,
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        dedup_token: str | None = None,
-    ) -> None:
-        if rows:
-            self._insert(codec.plan_insert(table, rows, dedup_token, engine=ENGINE))
-
-    def insert_columns(
-        self,
-        table: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        *,
-        dedup_token: str | None = None,
-    ) -> None:
-        if rows:
-            plan = codec.plan_columns_insert(table, columns, rows, dedup_token, engine=ENGINE)
-            self._insert(plan)
-
-    def _insert(self, plan: codec.InsertPlan) -> None:
+    def _insert(self, table: str, plan: codec.InsertPlan) -> None:
         with self._client_for(plan.statement) as client:
             client.raw_insert(
                 plan.table_sql,
