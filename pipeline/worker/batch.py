@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.catalog import Catalog
 from pipeline.errors import PipelineError
@@ -44,8 +44,9 @@ class OffsetGap(PipelineError):
 StateLookup = Callable[[int, bytes], bytes | None]
 
 
-@dataclass(frozen=True)
-class ConsumedMessage:
+class ConsumedMessage(NamedTuple):
+    """One consumed record (a NamedTuple: built once per event on the hot path)."""
+
     topic: str
     partition: int
     offset: int
