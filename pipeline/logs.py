@@ -106,6 +106,8 @@ class RepeatedMessageFilter(logging.Filter):
         self._last: dict[tuple[str, object], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.msg, str):
+            return True  # structlog's own events (a dict): ours, already deliberate
         key = (record.name, record.msg)
         now = self._clock()
         seen = self._last.get(key)

@@ -40,3 +40,27 @@ def test_configured_processes_hold_back_a_flood_of_one_message() -> None:
         configure_logging("INFO")
     lines = [line for line in out.getvalue().splitlines() if "Failed fetch" in line]
     assert len(lines) == 1 and "Failed fetch: 0" in lines[0]
+
+
+def test_structured_events_pass_untouched() -> None:
+    quiet = RepeatedMessageFilter(interval_s=10, clock=lambda: 0.0)
+    event = {"event": "request", "status": 202}
+    for _ in range(3):
+        record = _record("pipeline.ingest", "")
+        record.msg = event
+        assert quiet.filter(record)
+        assert record.msg == {"event": "request", "status": 202}
+
+
+def test_structlog_lines_are_written_through_the_filter() -> None:
+    from pipeline.logs import get_logger
+
+    out = io.StringIO()
+    configure_logging("INFO", stream=out)
+    try:
+        log = get_logger("pipeline.test")
+        log.info("accepted", events=3)
+        log.info("accepted", events=4)
+    finally:
+        configure_logging("INFO")
+    assert out.getvalue().count("accepted") == 2
