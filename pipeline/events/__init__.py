@@ -11,18 +11,22 @@ from pipeline.events.errors import InvalidTimestamp, MalformedEvent
 from pipeline.events.model import (
     EVENT_FIELDS,
     GATEWAYS,
+    MAX_EVENT_INTEGER,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     CanonicalEvent,
     Gateway,
 )
+from pipeline.events.record import EventRecord, encode_record
 from pipeline.events.timestamps import ensure_utc, format_utc, from_epoch_millis, parse_iso8601
 
 __all__ = [
     "EVENT_FIELDS",
     "GATEWAYS",
+    "MAX_EVENT_INTEGER",
     "MAX_IDEMPOTENCY_KEY_LENGTH",
     "CanonicalEvent",
     "EventFields",
+    "EventRecord",
     "Gateway",
     "InvalidTimestamp",
     "MalformedEvent",
@@ -30,6 +34,7 @@ __all__ = [
     "decode_event_fields",
     "describe_validation_error",
     "encode_event",
+    "encode_record",
     "ensure_utc",
     "format_utc",
     "from_epoch_millis",

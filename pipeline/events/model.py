@@ -11,6 +11,8 @@ Design decisions
 * Unknown values are ``None``, never ``0``: a missing size is not a zero-byte response.
 * ``gateway`` and ``integration_id`` are always those of the integration that posted the
   event (the edge forces them), so the stream stage can trust them for tenant permissions.
+* Sizes and latency are bounded by :data:`MAX_EVENT_INTEGER` (2**64 - 1) so that every valid
+  event can be encoded for Kafka.
 * The model is strict (no str -> int coercion, no bool as int): the decoders convert gateway
   values first and produce precise, gateway-specific messages; this model is the last guard.
 """
@@ -31,6 +33,9 @@ GATEWAYS: Final[tuple[Gateway, ...]] = get_args(Gateway)
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 512
 MIN_STATUS: Final = 100
 MAX_STATUS: Final = 599
+MAX_EVENT_INTEGER: Final = 2**64 - 1
+"""The largest size or latency an event holds: the largest whole number a Kafka record (JSON via
+orjson, unsigned 64-bit) can carry. Larger values are refused instead of crashing the encoder."""
 
 # Field order of the model and of the Kafka record.
 EVENT_FIELDS: Final[tuple[str, ...]] = (
@@ -65,9 +70,9 @@ class CanonicalEvent(BaseModel):
     route: str | None = None
     method: str | None = None
     status: int | None = Field(default=None, ge=MIN_STATUS, le=MAX_STATUS)
-    request_bytes: int | None = Field(default=None, ge=0)
-    response_bytes: int | None = Field(default=None, ge=0)
-    latency_ms: int | None = Field(default=None, ge=0)
+    request_bytes: int | None = Field(default=None, ge=0, le=MAX_EVENT_INTEGER)
+    response_bytes: int | None = Field(default=None, ge=0, le=MAX_EVENT_INTEGER)
+    latency_ms: int | None = Field(default=None, ge=0, le=MAX_EVENT_INTEGER)
     consumer: str | None = None
     attributes: dict[str, str] = Field(default_factory=dict)
 

@@ -11,7 +11,8 @@ socket and alone chooses status codes). Its outcomes:
 
 Records (SPEC section 2):
 
-* event -> events topic, key = the idempotency key (UTF-8), value = :func:`encode_event`.
+* event -> events topic, key = the idempotency key (UTF-8), value = :func:`encode_event`'s
+  bytes (built by the decoders with :func:`~pipeline.events.encode_record`, no re-encoding).
   Keying by the idempotency key puts every copy of one event on one partition, which is where
   the stream worker keeps the dedup state for that key; dedup is by (tenant, key), a finer key
   within the same partition, so the worker never needs to repartition.
@@ -32,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from pipeline.catalog import Catalog, Integration
-from pipeline.events import encode_event, format_utc
+from pipeline.events import format_utc
 from pipeline.ingest.auth import authenticate
 from pipeline.ingest.body import decode_body
 from pipeline.ingest.decoders import DecodedItem, DecoderContext, decode_items
@@ -150,19 +151,11 @@ class IngestService:
         errors: list[dict[str, Any]] = []
         events_topic = self.topics.events
         for item in decoded:
-            event = item.event
-            if event is not None:
-                try:
-                    value = encode_event(event)
-                except (TypeError, ValueError) as exc:  # e.g. an integer beyond 64 bits
-                    rejection = f"{integration.gateway}: event cannot be encoded for Kafka ({exc})"
-                else:
-                    key = event.idempotency_key.encode()
-                    records.append(OutgoingRecord(events_topic, key, value))
-                    continue
-            else:
-                rejection = item.error or "rejected"
-            reason = bounded_reason(rejection)
+            record = item.record
+            if record is not None:  # validated and encoded by the decoders (EventRecord)
+                records.append(OutgoingRecord(events_topic, record.key, record.value))
+                continue
+            reason = bounded_reason(item.error or "rejected")
             errors.append(_error_entry(item, reason))
             records.append(self._event_dead_letter(integration, item, reason, received_at))
         decoded_at = self._timer()

@@ -4,7 +4,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from pipeline.events import GATEWAYS, CanonicalEvent
+from pipeline.events import GATEWAYS, MAX_EVENT_INTEGER, CanonicalEvent, encode_event
 
 BASE: dict[str, Any] = {
     "idempotency_key": "req-1",
@@ -89,3 +89,14 @@ def test_invalid_values_are_refused_by_field(
     errors = caught.value.errors()
     assert ".".join(str(part) for part in errors[0]["loc"]) == field
     assert message in errors[0]["msg"]
+
+
+@pytest.mark.parametrize("field", ["request_bytes", "response_bytes", "latency_ms"])
+def test_sizes_and_latency_stop_at_the_largest_integer_a_record_holds(field: str) -> None:
+    largest = make(**{field: MAX_EVENT_INTEGER})
+    assert str(MAX_EVENT_INTEGER).encode() in encode_event(largest)  # encodable, unlike 2**64
+    with pytest.raises(ValidationError) as caught:
+        make(**{field: MAX_EVENT_INTEGER + 1})
+    (error,) = caught.value.errors()
+    assert error["loc"] == (field,)
+    assert "less than or equal to 18446744073709551615" in error["msg"]

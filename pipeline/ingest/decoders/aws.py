@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from pipeline.events import CanonicalEvent
-from pipeline.ingest.body import gunzip_bounded, item_bytes
+from pipeline.events import EventRecord
+from pipeline.ingest.body import gunzip_bounded
 from pipeline.ingest.decoders.context import DecoderContext, EventOutcome, build_event
 from pipeline.ingest.decoders.fields import (
     as_count,
@@ -73,18 +73,20 @@ def decode(item: Any, ctx: DecoderContext) -> list[EventOutcome]:
     head = {key: value for key, value in envelope.items() if key != "logEvents"}
     outcomes = []
     for j, log_event in enumerate(log_events):
-        raw = item_bytes({**head, "logEvents": [log_event]})
+        raw_item = {**head, "logEvents": [log_event]}
         try:
             event = decode_log_event(log_event, envelope, ctx)
         except InvalidField as exc:
-            outcomes.append(EventOutcome(error=f"logEvents[{j}].{exc}", sub_index=j, raw=raw))
+            outcomes.append(
+                EventOutcome(error=f"logEvents[{j}].{exc}", sub_index=j, raw_item=raw_item)
+            )
         except Exception as exc:  # a decoder bug must not reject the envelope's other events
             error = (
                 f"logEvents[{j}] could not be decoded (internal error {type(exc).__name__}: {exc})"
             )
-            outcomes.append(EventOutcome(error=error, sub_index=j, raw=raw))
+            outcomes.append(EventOutcome(error=error, sub_index=j, raw_item=raw_item))
         else:
-            outcomes.append(EventOutcome(event=event, sub_index=j, raw=raw))
+            outcomes.append(EventOutcome(record=event, sub_index=j, raw_item=raw_item))
     return outcomes
 
 
@@ -117,7 +119,7 @@ def _envelope(item: Any, ctx: DecoderContext) -> Mapping[str, Any]:
 
 def decode_log_event(
     log_event: Any, envelope: Mapping[str, Any], ctx: DecoderContext
-) -> CanonicalEvent:
+) -> EventRecord:
     """One ``logEvents[j]`` entry -> event (field names in reasons are relative to it)."""
     if not isinstance(log_event, dict):
         raise InvalidField(
@@ -137,42 +139,88 @@ def decode_log_event(
     if not isinstance(line, dict):
         raise InvalidField("message", "must be a JSON access-log object", line)
 
-    def get(name: str) -> Any:
-        return _lookup(line, name)
-
-    if as_text(get("requestTimeEpoch"), "message.requestTimeEpoch", absent=ABSENT) is not None:
-        timestamp = epoch_millis_time(get("requestTimeEpoch"), "message.requestTimeEpoch")
+    # Each value is read once: the flat key first, else _lookup (nested objects, or absent).
+    # Validation keeps its order (the first bad field names the rejection).
+    flat = line.get
+    value = flat("requestTimeEpoch")
+    if value is None:
+        value = _lookup(line, "requestTimeEpoch")
+    if as_text(value, "message.requestTimeEpoch", absent=ABSENT) is not None:
+        timestamp = epoch_millis_time(value, "message.requestTimeEpoch")
     else:
         timestamp = epoch_millis_time(entry.get("timestamp"), "timestamp")
-    api_key_id = as_text(get("identity.apiKeyId"), "message.identity.apiKeyId", absent=ABSENT)
-    key_field = (
-        "extendedRequestId"
-        if as_text(get("extendedRequestId"), "message.extendedRequestId", absent=ABSENT)
-        else "requestId"
-    )
+    value = flat("identity.apiKeyId")
+    if value is None:
+        value = _lookup(line, "identity.apiKeyId")
+    api_key_id = as_text(value, "message.identity.apiKeyId", absent=ABSENT)
+    value = flat("extendedRequestId")
+    if value is None:
+        value = _lookup(line, "extendedRequestId")
+    if as_text(value, "message.extendedRequestId", absent=ABSENT):
+        key = as_key(value, "message.extendedRequestId", absent=ABSENT)
+    else:
+        value = flat("requestId")
+        if value is None:
+            value = _lookup(line, "requestId")
+        key = as_key(value, "message.requestId", absent=ABSENT)
+    value = flat("authorizer.tenantId")
+    if value is None:
+        value = _lookup(line, "authorizer.tenantId")
+    tenant_headers = _tenant(value, api_key_id, ctx)
+    value = flat("apiId")
+    if value is None:
+        value = _lookup(line, "apiId")
+    api = as_text(value, "message.apiId", absent=ABSENT)
+    route = _route(line)
+    value = flat("httpMethod")
+    if value is None:
+        value = _lookup(line, "httpMethod")
+    method = as_method(value, "message.httpMethod", absent=ABSENT)
+    value = flat("status")
+    if value is None:
+        value = _lookup(line, "status")
+    status = as_status(value, "message.status", absent=ABSENT)
+    value = flat("responseLength")
+    if value is None:
+        value = _lookup(line, "responseLength")
+    response_bytes = as_count(value, "message.responseLength", absent=ABSENT)
+    integration_latency = flat("integrationLatency")
+    if integration_latency is None:
+        integration_latency = _lookup(line, "integrationLatency")
+    value = flat("responseLatency")
+    if value is None:
+        value = _lookup(line, "responseLatency")
+    if as_text(value, "message.responseLatency", absent=ABSENT):
+        latency = as_latency(value, "message.responseLatency", absent=ABSENT)
+    else:
+        latency = as_latency(integration_latency, "message.integrationLatency", absent=ABSENT)
+    consumer = api_key_id
+    if not consumer:
+        value = flat("authorizer.principalId")
+        if value is None:
+            value = _lookup(line, "authorizer.principalId")
+        consumer = as_text(value, "message.authorizer.principalId", absent=ABSENT)
+    stage = flat("stage")
+    if stage is None:
+        stage = _lookup(line, "stage")
     return build_event(
         ctx,
-        idempotency_key=as_key(get(key_field), f"message.{key_field}", absent=ABSENT),
-        tenant_headers=_tenant(get("authorizer.tenantId"), api_key_id, ctx),
+        idempotency_key=key,
+        tenant_headers=tenant_headers,
         timestamp=timestamp,
-        api=as_text(get("apiId"), "message.apiId", absent=ABSENT),
-        route=_route(get),
-        method=as_method(get("httpMethod"), "message.httpMethod", absent=ABSENT),
-        status=as_status(get("status"), "message.status", absent=ABSENT),
+        api=api,
+        route=route,
+        method=method,
+        status=status,
         request_bytes=None,  # API Gateway has no $context variable for the request size
-        response_bytes=as_count(get("responseLength"), "message.responseLength", absent=ABSENT),
-        latency_ms=(
-            as_latency(get("responseLatency"), "message.responseLatency", absent=ABSENT)
-            if as_text(get("responseLatency"), "message.responseLatency", absent=ABSENT)
-            else as_latency(get("integrationLatency"), "message.integrationLatency", absent=ABSENT)
-        ),
-        consumer=api_key_id
-        or as_text(get("authorizer.principalId"), "message.authorizer.principalId", absent=ABSENT),
+        response_bytes=response_bytes,
+        latency_ms=latency,
+        consumer=consumer,
         attributes=extras(
             (name, value)
             for name, value in (
-                ("stage", get("stage")),
-                ("integrationLatency", get("integrationLatency")),
+                ("stage", stage),
+                ("integrationLatency", integration_latency),
                 ("logGroup", envelope.get("logGroup")),
             )
             if value not in ABSENT
@@ -200,11 +248,11 @@ def _tenant(authorizer_tenant: Any, api_key_id: str | None, ctx: DecoderContext)
     return ()
 
 
-def _route(get: Callable[[str], Any]) -> str | None:
-    template = as_text(get("resourcePath"), "message.resourcePath", absent=ABSENT)
+def _route(line: Mapping[str, Any]) -> str | None:
+    template = as_text(_lookup(line, "resourcePath"), "message.resourcePath", absent=ABSENT)
     if template is not None:
         return template
-    route_key = as_text(get("routeKey"), "message.routeKey", absent=ABSENT)
+    route_key = as_text(_lookup(line, "routeKey"), "message.routeKey", absent=ABSENT)
     if route_key is not None and route_key != "$default":
         return route_key.split(" ", 1)[-1]
-    return url_path(get("path"), "message.path", absent=ABSENT)
+    return url_path(_lookup(line, "path"), "message.path", absent=ABSENT)

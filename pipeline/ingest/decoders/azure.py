@@ -25,8 +25,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.events import CanonicalEvent
-from pipeline.ingest.body import item_bytes
+from pipeline.events import EventRecord
 from pipeline.ingest.decoders.context import DecoderContext, EventOutcome, build_event
 from pipeline.ingest.decoders.fields import (
     as_count,
@@ -55,51 +54,139 @@ EXTRA_COLUMNS = (
 )
 
 
+# The columns read for an event, in this order (a column with its aliases, tried in turn).
+LOOKUPS: tuple[tuple[str, ...], ...] = (
+    ("CorrelationId",),
+    ("TimeGenerated", "time"),
+    ("Method",),
+    ("Url",),
+    ("ApiId",),
+    ("ResponseCode",),
+    ("RequestSize",),
+    ("ResponseSize",),
+    ("TotalTime", "durationMs"),
+    ("ApimSubscriptionId",),
+    ("RequestHeaders",),
+    *((column,) for column in EXTRA_COLUMNS),
+)
+PROPERTIES_PREFIX = "properties."
+_Candidate = tuple[int, str, str]
+"""Where a column's value may be: (layer: 0 the item or record, 1 its properties; key; name as
+sent, for messages)."""
+_Plan = tuple[tuple[tuple[_Candidate, ...], str], ...]
+"""Per lookup: its candidates, the winner first, and the column's name."""
+_Simple = tuple[tuple[int, str, str, str], ...]
+"""Per lookup with at most one candidate: (layer, key, name as sent, column); layer 2 (an empty
+object) for an absent column."""
+_PLAN_CACHE_SIZE = 256
+_PLAN_MAX_KEYS = 64
+_NOTHING: Mapping[str, Any] = {}
+
+
 class _Columns:
-    """Case-insensitive column lookup over one flat item or one resource-log record."""
+    """Case-insensitive column lookup over one flat item or one resource-log record.
 
-    def __init__(self, *layers: tuple[Mapping[str, Any], str]) -> None:
-        self._index: dict[str, tuple[str, Any]] = {}
-        for layer, prefix in layers:  # later layers win
-            for key, value in layer.items():
+    A name matches a column in any case; when several keys match, the last non-null one wins
+    (``properties`` after the record); an alias is tried when no key of the column has a value.
+    Which keys can hold which column depends only on the objects' keys, so that part (the
+    "plan") is worked out once per key layout and cached: reading an event is then one pass.
+    """
+
+    __slots__ = ("_layers", "_plan", "_simple")
+
+    def __init__(self, item: Mapping[str, Any], properties: Mapping[str, Any] | None = None):
+        self._layers = (item, properties if properties is not None else _NOTHING, _NOTHING)
+        self._plan, self._simple = _plan_of(item, properties)
+
+    def values(self) -> list[tuple[Any, str]]:
+        """(value, name as sent) for each of :data:`LOOKUPS`; (None, column) when absent."""
+        layers = self._layers
+        if self._simple is not None:  # one key (or none) per column: no fallbacks to try
+            return [
+                (value, sent) if (value := layers[layer].get(key)) is not None else (None, column)
+                for layer, key, sent, column in self._simple
+            ]
+        out: list[tuple[Any, str]] = []
+        for candidates, column in self._plan:
+            for layer, key, sent in candidates:
+                value = layers[layer][key]
                 if value is not None:
-                    self._index[key.casefold()] = (prefix + key, value)
+                    out.append((value, sent))
+                    break
+            else:
+                out.append((None, column))
+        return out
 
-    def get(self, column: str, *aliases: str) -> tuple[Any, str]:
-        """(value, name as sent) of the first present name; (None, column) when absent."""
-        for name in (column, *aliases):
-            found = self._index.get(name.casefold())
-            if found is not None:
-                return found[1], found[0]
-        return None, column
+
+_PLANS: dict[tuple[object, ...], tuple[_Plan, _Simple | None]] = {}
+
+
+def _plan_of(
+    item: Mapping[str, Any], properties: Mapping[str, Any] | None
+) -> tuple[_Plan, _Simple | None]:
+    if len(item) + (len(properties) if properties is not None else 0) > _PLAN_MAX_KEYS:
+        return _plan(item, properties)
+    shape = (tuple(item), None if properties is None else tuple(properties))
+    plan = _PLANS.get(shape)
+    if plan is None:
+        if len(_PLANS) >= _PLAN_CACHE_SIZE:
+            _PLANS.clear()
+        plan = _PLANS[shape] = _plan(item, properties)
+    return plan
+
+
+def _plan(
+    item: Mapping[str, Any], properties: Mapping[str, Any] | None
+) -> tuple[_Plan, _Simple | None]:
+    by_name: dict[str, list[_Candidate]] = {}
+    layers = [(item, "")] if properties is None else [(item, ""), (properties, PROPERTIES_PREFIX)]
+    for layer, (columns, prefix) in enumerate(layers):
+        for key in columns:
+            by_name.setdefault(key.casefold(), []).insert(0, (layer, key, prefix + key))
+    plan = tuple(
+        (
+            tuple(found for name in names for found in by_name.get(name.casefold(), ())),
+            names[0],
+        )
+        for names in LOOKUPS
+    )
+    simple: _Simple | None = None
+    if all(len(candidates) <= 1 for candidates, _ in plan):
+        simple = tuple(
+            (*candidates[0], column) if candidates else (2, column, column, column)
+            for candidates, column in plan
+        )
+    return plan, simple
 
 
 def decode(item: Any, ctx: DecoderContext) -> list[EventOutcome]:
     if not isinstance(item, dict) or not item:
         raise InvalidField("event", "must be an ApiManagementGatewayLogs JSON object", item)
     if "records" not in item:
-        return [EventOutcome(event=decode_columns(_Columns((item, "")), ctx))]
+        return [EventOutcome(decode_columns(_Columns(item), ctx))]
     records = item["records"]
     if not isinstance(records, list):
         raise InvalidField("records", "must be an array of resource-log records", records)
     outcomes = []
     for j, record in enumerate(records):
-        raw = item_bytes({"records": [record]})
+        raw_item = {"records": [record]}
         try:
             event = decode_record(record, ctx)
         except InvalidField as exc:
-            outcomes.append(EventOutcome(error=f"records[{j}].{exc}", sub_index=j, raw=raw))
+            outcomes.append(
+                EventOutcome(error=f"records[{j}].{exc}", sub_index=j, raw_item=raw_item)
+            )
         except Exception as exc:  # a decoder bug must not reject the other records
             error = (
                 f"records[{j}] could not be decoded (internal error {type(exc).__name__}: {exc})"
             )
-            outcomes.append(EventOutcome(error=error, sub_index=j, raw=raw))
+            outcomes.append(EventOutcome(error=error, sub_index=j, raw_item=raw_item))
         else:
-            outcomes.append(EventOutcome(event=event, sub_index=j, raw=raw))
+            outcomes.append(EventOutcome(record=event, sub_index=j, raw_item=raw_item))
     return outcomes
 
 
-def decode_record(record: Any, ctx: DecoderContext) -> CanonicalEvent:
+def decode_record(record: Any, ctx: DecoderContext) -> EventRecord:
     """One resource-log record (``properties`` in camelCase)."""
     if not isinstance(record, dict):
         raise InvalidField("record", "must be a JSON object", record)
@@ -111,24 +198,24 @@ def decode_record(record: Any, ctx: DecoderContext) -> CanonicalEvent:
     properties = record.get("properties")
     if not isinstance(properties, dict):
         raise InvalidField("properties", "must be a JSON object of gateway log columns", properties)
-    return decode_columns(_Columns((record, ""), (properties, "properties.")), ctx)
+    return decode_columns(_Columns(record, properties), ctx)
 
 
-def decode_columns(columns: _Columns, ctx: DecoderContext) -> CanonicalEvent:
-    def field(column: str, *aliases: str) -> tuple[Any, str]:
-        return columns.get(column, *aliases)
-
-    key, key_name = field("CorrelationId")
-    time, time_name = field("TimeGenerated", "time")
-    method, method_name = field("Method")
-    url, url_name = field("Url")
-    api, api_name = field("ApiId")
-    status, status_name = field("ResponseCode")
-    request_size, request_size_name = field("RequestSize")
-    response_size, response_size_name = field("ResponseSize")
-    total, total_name = field("TotalTime", "durationMs")
-    consumer, consumer_name = field("ApimSubscriptionId")
-    headers, headers_name = field("RequestHeaders")
+def decode_columns(columns: _Columns, ctx: DecoderContext) -> EventRecord:
+    (
+        (key, key_name),
+        (time, time_name),
+        (method, method_name),
+        (url, url_name),
+        (api, api_name),
+        (status, status_name),
+        (request_size, request_size_name),
+        (response_size, response_size_name),
+        (total, total_name),
+        (consumer, consumer_name),
+        (headers, headers_name),
+        *extra_values,
+    ) = columns.values()
     return build_event(
         ctx,
         idempotency_key=as_key(key, key_name),
@@ -144,7 +231,7 @@ def decode_columns(columns: _Columns, ctx: DecoderContext) -> CanonicalEvent:
         response_bytes=as_count(response_size, response_size_name),
         latency_ms=as_latency(total, total_name),
         consumer=as_text(consumer, consumer_name),
-        attributes=extras((column, field(column)[0]) for column in EXTRA_COLUMNS),
+        attributes=extras(zip(EXTRA_COLUMNS, (value for value, _ in extra_values), strict=True)),
     )
 
 

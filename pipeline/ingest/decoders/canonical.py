@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pipeline.events import EVENT_FIELDS, CanonicalEvent
+from pipeline.events import EVENT_FIELDS, EventRecord
 from pipeline.ingest.decoders.context import DecoderContext, EventOutcome, build_event
 from pipeline.ingest.decoders.fields import (
     as_count,
@@ -41,14 +41,14 @@ def looks_canonical(item: Any) -> bool:
 
 
 def decode(item: Any, ctx: DecoderContext) -> list[EventOutcome]:
-    return [EventOutcome(event=decode_event(item, ctx))]
+    return [EventOutcome(record=decode_event(item, ctx))]
 
 
-def decode_event(item: Any, ctx: DecoderContext) -> CanonicalEvent:
+def decode_event(item: Any, ctx: DecoderContext) -> EventRecord:
     if not isinstance(item, dict):
         raise InvalidField("event", "must be a JSON object", item)
     e: dict[str, Any] = item
-    unknown = sorted(set(e) - ALLOWED_FIELDS)
+    unknown = [] if ALLOWED_FIELDS.issuperset(e) else sorted(set(e) - ALLOWED_FIELDS)
     if unknown:
         raise InvalidField(
             unknown[0],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.events import CanonicalEvent
+from pipeline.events import EventRecord
 from pipeline.ingest.decoders.context import DecoderContext, EventOutcome, build_event
 from pipeline.ingest.decoders.fields import (
     as_count,
@@ -41,25 +41,48 @@ EXTRA_FIELDS = (
 
 
 def decode(item: Any, ctx: DecoderContext) -> list[EventOutcome]:
-    return [EventOutcome(event=decode_event(item, ctx))]
+    return [EventOutcome(decode_event(item, ctx))]
 
 
-def decode_event(item: Any, ctx: DecoderContext) -> CanonicalEvent:
+def decode_event(item: Any, ctx: DecoderContext) -> EventRecord:
+    # Fields are validated in this order (the first bad one names the rejection); a value in the
+    # form Anypoint sends takes the inline fast path, anything else the shared reader.
     if not isinstance(item, dict) or not item:
         raise InvalidField("event", "must be a non-empty Anypoint analytics event object", item)
-    e: dict[str, Any] = item
+    get = item.get
+    key = as_key(get("Message ID"), "Message ID")
+    tenant_headers = header_values(get("headers"), TENANT_HEADER, "headers")
+    timestamp = iso_time(get("Timestamp"), "Timestamp")
+    value = get("API ID")
+    api = (value.strip() or None) if type(value) is str else as_text(value, "API ID")
+    route = url_path(get("Resource Path"), "Resource Path")
+    method = as_method(get("Verb"), "Verb")
+    status = get("Status Code")
+    if type(status) is not int or not 100 <= status <= 599:
+        status = as_status(status, "Status Code")
+    request_bytes = get("Request Size")
+    if type(request_bytes) is not int or request_bytes < 0:
+        request_bytes = as_count(request_bytes, "Request Size", unknown=UNKNOWN_SIZE)
+    response_bytes = get("Response Size")
+    if type(response_bytes) is not int or response_bytes < 0:
+        response_bytes = as_count(response_bytes, "Response Size", unknown=UNKNOWN_SIZE)
+    latency = get("Response Time")
+    if type(latency) is not int or latency < 0:
+        latency = as_latency(latency, "Response Time")
+    value = get("Application")
+    consumer = (value.strip() or None) if type(value) is str else as_text(value, "Application")
     return build_event(
         ctx,
-        idempotency_key=as_key(e.get("Message ID"), "Message ID"),
-        tenant_headers=header_values(e.get("headers"), TENANT_HEADER, "headers"),
-        timestamp=iso_time(e.get("Timestamp"), "Timestamp"),
-        api=as_text(e.get("API ID"), "API ID"),
-        route=url_path(e.get("Resource Path"), "Resource Path"),
-        method=as_method(e.get("Verb"), "Verb"),
-        status=as_status(e.get("Status Code"), "Status Code"),
-        request_bytes=as_count(e.get("Request Size"), "Request Size", unknown=UNKNOWN_SIZE),
-        response_bytes=as_count(e.get("Response Size"), "Response Size", unknown=UNKNOWN_SIZE),
-        latency_ms=as_latency(e.get("Response Time"), "Response Time"),
-        consumer=as_text(e.get("Application"), "Application"),
-        attributes=extras((name, e.get(name)) for name in EXTRA_FIELDS),
+        idempotency_key=key,
+        tenant_headers=tenant_headers,
+        timestamp=timestamp,
+        api=api,
+        route=route,
+        method=method,
+        status=status,
+        request_bytes=request_bytes,
+        response_bytes=response_bytes,
+        latency_ms=latency,
+        consumer=consumer,
+        attributes=extras(zip(EXTRA_FIELDS, map(get, EXTRA_FIELDS), strict=True)),
     )

@@ -2,8 +2,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.events import CanonicalEvent
+from pipeline.events import CanonicalEvent, encode_event
+from pipeline.ingest.body import item_bytes
 from pipeline.ingest.decoders import DecodedItem, DecoderContext, build_event
+from pipeline.ingest.decoders.context import accepted_item, rejected_item
 from pipeline.ingest.errors import EventRejected, InvalidField
 
 TIMESTAMP = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
@@ -47,3 +49,37 @@ def test_rejection_carries_its_facts() -> None:
     assert error.fields == {"index": 3, "reason": "aws: boom", "sub_index": 1}
     assert str(error) == "event 3.1 rejected: aws: boom"
     assert rejected.error_entry() == {"index": 3, "sub_index": 1, "error": "aws: boom"}
+
+
+def test_build_event_refuses_integers_no_record_holds_with_its_own_reason() -> None:
+    ctx = DecoderContext(integration_id="kong-prod", gateway="kong")
+    with pytest.raises(InvalidField) as caught:
+        build_event(ctx, idempotency_key="k", timestamp=TIMESTAMP, response_bytes=2**64)
+    assert str(caught.value) == (
+        "event cannot be encoded for Kafka (response_bytes is larger than "
+        "18446744073709551615, the largest whole number an event record holds)"
+    )
+    largest = build_event(ctx, idempotency_key="k", timestamp=TIMESTAMP, latency_ms=2**64 - 1)
+    assert largest.latency_ms == 2**64 - 1
+
+
+def test_build_event_lets_the_model_normalise_values_not_in_final_form() -> None:
+    ctx = DecoderContext(integration_id="kong-prod", gateway="kong")
+    record = build_event(ctx, idempotency_key="k", timestamp=TIMESTAMP, method=" post ")
+    assert record.method == "POST"
+    assert record.value == encode_event(record.to_event())
+    with pytest.raises(InvalidField, match="tenant: Extra inputs are not permitted"):
+        build_event(ctx, idempotency_key="k", timestamp=TIMESTAMP, tenant="acme")
+
+
+def test_raw_bytes_are_serialised_only_when_asked_for() -> None:
+    item = {"b": [1, 2], "a": None}
+    rejected = rejected_item(2, None, "kong: bad", item)
+    assert rejected.raw == item_bytes(item) == b'{"b":[1,2],"a":null}'
+    assert rejected.error_entry() == {"index": 2, "error": "kong: bad"}
+    ctx = DecoderContext(integration_id="kong-prod", gateway="kong")
+    record = build_event(ctx, idempotency_key="k", timestamp=TIMESTAMP)
+    accepted = accepted_item(0, 1, record, item)
+    assert accepted.accepted and accepted.record is record and accepted.sub_index == 1
+    assert accepted.event == record.to_event()
+    assert accepted.raw == item_bytes(item)
