@@ -3,17 +3,19 @@
 ``AIOKafkaProducer.send`` costs about 20 µs of CPU per record (a coroutine, a size estimate, a
 partition check, a future per record resolved one by one). The edge publishes ~100 records per
 request and only needs to know that *all* of them are acknowledged, so :class:`PartitionBatches`
-uses aiokafka's batch API instead: it appends each record directly to an open ``BatchBuilder``
-of its topic-partition (``producer.create_batch()``), submits each builder once
+uses aiokafka's batch API instead: it appends the request's records of each topic-partition to a
+new ``BatchBuilder`` (``producer.create_batch()``), closes it, submits it
 (``producer.send_batch``) and hands back one future per batch.
 
-Nothing else changes: builders stay open until aiokafka's sender drains them, so the records of
-concurrent requests share a batch exactly as they do with ``send()`` (same ``linger_ms``, same
-batch size cap, one produce request in flight per broker, acks and idempotence per batch), and
-records of one partition keep their order. A batch's acknowledgement is that of every record in
-it; its failure fails every request with a record in it. A record larger than the producer's
-``max_request_size`` is refused before it joins a batch (``MessageSizeTooLargeError``, as
-``send()`` raises), so it cannot fail other requests' records.
+Batches are never shared between requests, and a builder is closed before it is queued: with
+idempotence, aiokafka numbers a batch's records when its sender *takes* the batch, which can be
+before it serialises it; a record appended in between shifts every later sequence number and the
+broker answers OutOfOrderSequenceNumber for the rest of the producer's life (seen in the bench
+with batches shared across concurrent requests). Records of one partition keep their order;
+aiokafka queues one undrained batch per partition and sends them in order. A batch's
+acknowledgement is that of every record in it. A record larger than the producer's
+``max_request_size`` is refused before anything of the request is queued
+(``MessageSizeTooLargeError``, as ``send()`` raises).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 if TYPE_CHECKING:
@@ -42,23 +44,12 @@ def supports_batches(producer: Any) -> bool:
     )
 
 
-class _OpenBatch:
-    """A builder that may still take records, and the future of its acknowledgement."""
-
-    __slots__ = ("builder", "done")
-
-    def __init__(self, builder: Any, done: asyncio.Future[Any]) -> None:
-        self.builder = builder
-        self.done = done
-
-
 class PartitionBatches:
     """Per-partition open batches of one producer (see the module doc)."""
 
     def __init__(self, producer: Any, max_request_size: int | None) -> None:
         self.producer = producer
         self._max_request_size = max_request_size
-        self._open: dict[TopicPartition, _OpenBatch] = {}
 
     async def send(
         self, records: Sequence[OutgoingRecord], partition_of: Callable[[bytes, int], int]
@@ -103,16 +94,7 @@ class PartitionBatches:
     ) -> None:
         position, end = 0, len(records)
         while position < end:
-            batch = self._open.get(tp)
-            fresh = batch is None or batch.builder.closed()
-            if fresh:
-                batch = _OpenBatch(
-                    self.producer.create_batch(), asyncio.get_running_loop().create_future()
-                )
-                batch.done.add_done_callback(_retrieve)
-                self._open[tp] = batch
-            assert batch is not None
-            builder = batch.builder
+            builder = self.producer.create_batch()
             start = position
             while position < end:
                 record = records[position]
@@ -123,42 +105,14 @@ class PartitionBatches:
                     )
                     is None
                 ):
-                    break  # full: the builder closed itself; the rest goes to a new one
+                    break  # full: the rest goes to a new batch
                 position += 1
-            if position == start and fresh:  # aiokafka's builders always take a first record
-                del self._open[tp]
+            if position == start:  # aiokafka's builders always take a first record
                 raise MessageSizeTooLargeError("a record does not fit in an empty batch")
-            if position > start:
-                waits.append(batch.done)
-            if fresh:
-                await self._submit(tp, batch)
-
-    async def _submit(self, tp: TopicPartition, batch: _OpenBatch) -> None:
-        """Queue ``batch`` in the producer; its ``done`` follows the producer's batch future."""
-        try:
-            acked = await self.producer.send_batch(batch.builder, tp[0], partition=tp[1])
-        except BaseException as exc:
-            batch.builder.close()
-            if self._open.get(tp) is batch:
-                del self._open[tp]
-            if not batch.done.done():
-                failure = exc if isinstance(exc, Exception) else KafkaTimeoutError()
-                batch.done.set_exception(failure)
-            raise
-        acked.add_done_callback(lambda future: _copy_outcome(future, batch.done))
-
-
-def _copy_outcome(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
-    if target.done():
-        return
-    if source.cancelled():
-        target.set_exception(KafkaTimeoutError())
-        return
-    exc = source.exception()  # also marks the producer's future as retrieved
-    if exc is not None:
-        target.set_exception(exc)
-    else:
-        target.set_result(source.result())
+            builder.close()  # before it is queued: see the module doc (sequence numbers)
+            acked = await self.producer.send_batch(builder, tp[0], partition=tp[1])
+            acked.add_done_callback(_retrieve)
+            waits.append(acked)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

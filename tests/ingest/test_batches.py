@@ -1,9 +1,11 @@
 """PartitionBatches through KafkaPublisher, with a producer double that has aiokafka's batch API.
 
-The double behaves like aiokafka where it matters: a submitted builder stays open (other
-records may join it) until the sender drains it, a full builder refuses a record and closes
-itself, and one future per batch reports the acknowledgement. The real producer is exercised
-by tests/ingest/test_publisher.py (broker test) and tests/ingest/test_edge_kafka.py.
+The double behaves like aiokafka where it matters: a full builder refuses a record and closes
+itself, one future per batch reports the acknowledgement, and it refuses a builder that is
+still open when queued (an open builder could take records after aiokafka numbered them:
+OutOfOrderSequenceNumber, seen in the bench when batches were shared across requests). The
+real producer is exercised by tests/ingest/test_publisher.py (broker test) and
+tests/ingest/test_edge_kafka.py.
 """
 
 from __future__ import annotations
@@ -77,13 +79,10 @@ class BatchProducer:
             await self.queue_full.wait()  # like add_batch waiting for the previous batch's drain
         if self.send_error is not None:
             raise self.send_error
+        assert batch.closed(), "a builder must be closed before it is queued"
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.batches.append((topic, partition, batch, future))
         return future
-
-    def drain(self) -> None:
-        for _, _, builder, _ in self.batches:
-            builder.close()
 
     def ack(self, error: BaseException | None = None) -> None:
         for _, _, _, future in self.batches:
@@ -151,7 +150,7 @@ def test_one_request_fills_one_batch_per_partition_in_order_with_headers() -> No
     asyncio.run(scenario())
 
 
-def test_concurrent_requests_share_open_batches_until_the_sender_drains_them() -> None:
+def test_concurrent_requests_get_their_own_closed_batches_in_order() -> None:
     async def scenario() -> None:
         producer = BatchProducer()
         publisher = publisher_for(producer)
@@ -160,19 +159,14 @@ def test_concurrent_requests_share_open_batches_until_the_sender_drains_them() -
         await until(lambda: producer.batches)
         opened = len(producer.batches)
         second = asyncio.create_task(publisher.publish(records("b", 8)))
+        await until(lambda: len(producer.batches) > opened)
         await asyncio.sleep(0.01)
-        assert len(producer.batches) == opened  # b's records joined a's open batches
-        assert producer.contents() == by_partition([*records("a", 8), *records("b", 8)])
+        assert all(builder.closed() for _, _, builder, _ in producer.batches)
+        firsts = {key for _, _, b, _ in producer.batches[:opened] for key, _, _ in b.records}
+        assert firsts == {r.key for r in records("a", 8)}  # nothing of b joined a's batches
         producer.ack()
         await asyncio.gather(first, second)
-        producer.drain()  # taken by the sender: the next request needs new batches
-        third = asyncio.create_task(publisher.publish(records("c", 3)))
-        await until(lambda: len(producer.batches) > opened)
-        producer.ack()
-        await third
-        assert producer.contents() == by_partition(
-            [*records("a", 8), *records("b", 8), *records("c", 3)]
-        )
+        assert producer.contents() == by_partition([*records("a", 8), *records("b", 8)])
 
     asyncio.run(scenario())
 
@@ -213,7 +207,7 @@ def test_a_failed_batch_fails_every_request_with_a_record_in_it() -> None:
     assert all("OutOfOrderSequenceNumber" in str(o) for o in outcomes)
 
 
-def test_a_batch_that_could_not_be_queued_fails_the_requests_that_joined_it() -> None:
+def test_batches_that_could_not_be_queued_fail_their_requests() -> None:
     async def scenario() -> list[BaseException | None]:
         producer = BatchProducer()
         producer.queue_full = asyncio.Event()
@@ -221,7 +215,7 @@ def test_a_batch_that_could_not_be_queued_fails_the_requests_that_joined_it() ->
         await publisher.start()
         same = [OutgoingRecord("events", b"k", b"1")]
         first = asyncio.create_task(publisher.publish(same))
-        await asyncio.sleep(0.01)  # first is waiting in send_batch, its builder open
+        await asyncio.sleep(0.01)  # first is waiting in send_batch
         second = asyncio.create_task(publisher.publish(same))
         await asyncio.sleep(0.01)
         producer.send_error = KafkaTimeoutError()
