@@ -45,6 +45,7 @@ from pipeline.errors import ConfigError, InfrastructureError
 from pipeline.ingest.metrics import IngestMetrics
 from pipeline.ingest.server import create_edge
 from pipeline.logs import configure_logging
+from pipeline.runtime import tune_gc_for_throughput
 from pipeline.settings import Settings, TopicNames
 
 EDGE_ANSWER_TIMEOUT_S = 120.0
@@ -354,6 +355,7 @@ async def _edge_process(
         settings, catalog, spec["bootstrap"], port=spec["port"], reuse_port=spec["reuse_port"]
     )
     _answer({"port": edge.port})
+    tune_gc_for_throughput()  # as `python -m pipeline ingest` does once it is up
     clock = _StageClock(edge.metrics)
     while (await asyncio.to_thread(sys.stdin.readline)).strip() == "reset":
         await clock.reset()

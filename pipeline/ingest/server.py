@@ -33,6 +33,7 @@ from pipeline.ingest.publisher import KafkaPublisher
 from pipeline.ingest.service import Clock, IngestLimits, IngestService, IngestTopics, utc_now
 from pipeline.kafka import TopicSpec, ensure_topics, pipeline_topics, resolve_bootstrap
 from pipeline.logs import configure_logging, get_logger
+from pipeline.runtime import tune_gc_for_throughput
 from pipeline.settings import Settings
 
 log = get_logger(__name__)
@@ -230,6 +231,7 @@ def run_ingest(
     configure_logging(log_level, json=log_json)
     catalog = load_catalog(settings.rules_dir)
     bootstrap = resolve_bootstrap(settings, say=say)
+    tune_gc_for_throughput()
     asyncio.run(_serve(settings, catalog, bootstrap, say))
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pipeline.catalog import load_catalog
 from pipeline.kafka import ensure_topics, pipeline_topics, resolve_bootstrap
 from pipeline.logs import configure_logging
+from pipeline.runtime import tune_gc_for_throughput
 from pipeline.settings import Settings
 from pipeline.store import Store, open_store
 from pipeline.store.migrate import migrate
@@ -65,6 +66,8 @@ def run_worker(settings: Settings) -> None:
     configure_logging("INFO")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     worker = prepare_worker(settings, say=lambda line: print(line, flush=True))
+
+    tune_gc_for_throughput()
 
     async def main() -> None:
         install_stop_signals(worker)
