@@ -122,7 +122,7 @@ class MeterWorker:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=s.worker_group_id,
-            enable_auto_commit=False,  # committed by _finish after the batch is written
+            enable_auto_commit=False,  # committed by _finish_in_order once the batch is written
             auto_offset_reset="earliest",
             max_poll_records=s.worker_batch_max,
             fetch_max_bytes=32 * 1024 * 1024,
