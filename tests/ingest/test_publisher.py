@@ -322,25 +322,7 @@ def test_records_reach_kafka_with_headers_on_the_default_partition(
         await publisher.publish(records)
         assert await publisher.connected()
         await publisher.stop()
-        consumer = AIOKafkaConsumer(
-            unique_name,
-            bootstrap_servers=kafka_bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
-        await consumer.start()
-        out: list[Any] = []
-        try:
-            while len(out) < len(records):
-                batches = await consumer.getmany(timeout_ms=5000)
-                if not batches:
-                    break
-                for messages in batches.values():
-                    out.extend(messages)
-        finally:
-            await consumer.stop()
-        return out
+        return await _consume(kafka_bootstrap, unique_name, len(records))
 
     messages = asyncio.run(scenario())
     assert len(messages) == 31
@@ -382,24 +364,7 @@ def test_many_concurrent_requests_are_all_acknowledged_in_partition_order(
                 )
         finally:
             await publisher.stop()
-        consumer = AIOKafkaConsumer(
-            unique_name,
-            bootstrap_servers=kafka_bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        out: list[Any] = []
-        try:
-            while len(out) < 3 * requests * per_request:
-                batches = await consumer.getmany(timeout_ms=5000)
-                if not batches:
-                    break
-                for messages in batches.values():
-                    out.extend(messages)
-        finally:
-            await consumer.stop()
-        return out
+        return await _consume(kafka_bootstrap, unique_name, 3 * requests * per_request)
 
     messages = asyncio.run(scenario())
     assert len(messages) == 3 * requests * per_request
@@ -411,3 +376,26 @@ def test_many_concurrent_requests_are_all_acknowledged_in_partition_order(
         previous = last.get((message.partition, request), -1)
         assert int(number) > previous
         last[(message.partition, request)] = int(number)
+
+
+async def _consume(bootstrap: str, topic: str, count: int) -> list[Any]:
+    """Up to ``count`` records of ``topic`` from the beginning (stops after 5 s of nothing)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        while len(out) < count:
+            batches = await consumer.getmany(timeout_ms=5000)
+            if not batches:
+                break
+            for messages in batches.values():
+                out.extend(messages)
+    finally:
+        await consumer.stop()
+    return out
