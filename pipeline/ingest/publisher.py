@@ -2,11 +2,18 @@
 
 One :class:`KafkaPublisher` per edge process wraps one ``AIOKafkaProducer`` from
 :func:`pipeline.kafka.make_producer` (``acks=all``, idempotence, lz4). :meth:`publish` sends all
-records of a request (events and dead letters alike), appending them straight into per-partition
-batches shared with concurrent requests (:mod:`pipeline.ingest.batches`; a producer without the
-batch API gets ``send()`` per record), then waits for *all* their acks within ``timeout_s``;
-any error or the timeout raises :class:`PublishFailed`, which the HTTP layer turns into 503 +
-``Retry-After``. Nothing is answered 2xx before Kafka holds it.
+records of a request (events and dead letters alike) with ``send()``, so concurrent requests
+share aiokafka's batches, then waits for *all* their acks within ``timeout_s``; any error or the
+timeout raises :class:`PublishFailed`, which the HTTP layer turns into 503 + ``Retry-After``.
+Nothing is answered 2xx before Kafka holds it.
+
+Why not aiokafka's batch API (``create_batch``/``send_batch``, ~20 µs less CPU per record): tried
+and removed. Builders shared across requests took records after aiokafka had numbered them
+(OutOfOrderSequenceNumber under load: with idempotence the sender numbers a batch when it takes
+it, before it serialises it); closed per-request builders queue behind one undrained batch per
+partition and timed out under 60 concurrent requests on a fresh topic. ``send()`` appends only to
+batches still queued, so it has neither problem; the bench showed 15.4k vs 17.5k events/s
+(overlapping ranges) with a lower p99.
 
 Partitioning: records carry an explicit partition computed with Kafka's default partitioner
 (murmur2 of the key, :func:`kafka_partition`), bit-compatible with the Java client and aiokafka,
@@ -33,7 +40,6 @@ from typing import Any, Final, NamedTuple, Protocol
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from pipeline.errors import InfrastructureError
-from pipeline.ingest.batches import PartitionBatches, supports_batches
 from pipeline.kafka import make_producer
 from pipeline.logs import get_logger
 
@@ -108,11 +114,8 @@ class KafkaPublisher:
         replace_after_s: float | None = None,
         observer: PublisherObserver | None = None,
         monotonic: Callable[[], float] = time.monotonic,
-        max_request_size: int | None = None,
     ) -> None:
         self._factory = factory
-        self._max_request_size = max_request_size
-        self._batches: PartitionBatches | None = None
         self._timeout_s = timeout_s
         self._replace_after_s = replace_after_s if replace_after_s is not None else 2 * timeout_s
         self._observer: PublisherObserver = observer or _NoObserver()
@@ -138,7 +141,6 @@ class KafkaPublisher:
             lambda: make_producer(bootstrap, max_request_size=max_request_size),
             timeout_s=timeout_s,
             observer=observer,
-            max_request_size=max_request_size,
         )
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -166,7 +168,7 @@ class KafkaPublisher:
         try:
             async with asyncio.timeout(self._timeout_s):
                 producer = await self._current_producer()
-                futures = await _send_all(producer, records, self._batches_of(producer))
+                futures = await _send_all(producer, records)
                 outcomes = await asyncio.gather(*futures, return_exceptions=True)
         except TimeoutError:
             self._failed(producer, KafkaTimeoutError())
@@ -196,15 +198,6 @@ class KafkaPublisher:
         except (TimeoutError, KafkaError, OSError):
             return False
         return True
-
-    def _batches_of(self, producer: Any) -> PartitionBatches | None:
-        """The open per-partition batches of ``producer`` (None: it has no batch API)."""
-        batches = self._batches
-        if batches is None or batches.producer is not producer:
-            if not supports_batches(producer):
-                return None
-            batches = self._batches = PartitionBatches(producer, self._max_request_size)
-        return batches
 
     # --- producer replacement ----------------------------------------------------------------
     def _failed(self, producer: Any | None, exc: BaseException) -> None:
@@ -252,12 +245,8 @@ class KafkaPublisher:
         task.add_done_callback(self._retiring.discard)
 
 
-async def _send_all(
-    producer: Any, records: Sequence[OutgoingRecord], batches: PartitionBatches | None
-) -> list[asyncio.Future[Any]]:
+async def _send_all(producer: Any, records: Sequence[OutgoingRecord]) -> list[asyncio.Future[Any]]:
     """Hand every record to the producer; the futures of their acknowledgements."""
-    if batches is not None:
-        return await batches.send(records, kafka_partition)
     partition_counts: dict[str, int] = {}
     futures: list[asyncio.Future[Any]] = []
     for record in records:
