@@ -306,7 +306,13 @@ class MeterWorker:
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         partitions = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
         self.processor.forget_partitions(partitions)
-        await recover(self.bootstrap, self.changelog, partitions, self.state, say=self.say)
+
+        async def rebuild(_: object) -> None:
+            await recover(self.bootstrap, self.changelog, partitions, self.state, say=self.say)
+
+        # A broker hiccup here must not leave the worker without state (it would wait forever
+        # for it): retried like the finisher's Kafka steps.
+        await self.outputs.retrying("rebuilding the dedup state", rebuild, None, produces=False)
         self._owned.update(partitions)
         self._state_ready.set()
         log.info("assigned partitions %s of %s", partitions, self.topic)
