@@ -198,14 +198,7 @@ def encode_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
 
     A value that cannot be stored raises ``TypeError`` naming the row (0-based) and the cause.
     """
-    lines = []
-    for number, row in enumerate(rows):
-        try:
-            lines.append(orjson.dumps(row, default=_default, option=_DUMP_OPTIONS))
-        except orjson.JSONEncodeError as error:
-            raise TypeError(f"row {number}: {error.__cause__ or error}") from error
-    lines.append(b"")
-    return b"\n".join(lines)
+    return _json_lines(rows)
 
 
 def encode_compact_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, ...], bytes] | None:
@@ -214,16 +207,22 @@ def encode_compact_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, .
     if not rows:
         return None
     columns = tuple(rows[0])
+    if any(tuple(row) != columns for row in rows):
+        return None
+    return columns, _json_lines([list(row.values()) for row in rows])
+
+
+def _json_lines(items: Iterable[Any]) -> bytes:
+    """One JSON line per item (a row object or a value list), newline-terminated; a value that
+    cannot be stored raises ``TypeError`` naming the row (0-based) and the cause."""
     lines = []
-    for number, row in enumerate(rows):
-        if tuple(row) != columns:
-            return None
+    for number, item in enumerate(items):
         try:
-            lines.append(orjson.dumps(list(row.values()), default=_default, option=_DUMP_OPTIONS))
+            lines.append(orjson.dumps(item, default=_default, option=_DUMP_OPTIONS))
         except orjson.JSONEncodeError as error:
             raise TypeError(f"row {number}: {error.__cause__ or error}") from error
     lines.append(b"")
-    return columns, b"\n".join(lines)
+    return b"\n".join(lines)
 
 
 def column_list(columns: Sequence[str]) -> tuple[str, ...]:
@@ -284,16 +283,10 @@ def plan_columns_insert(
     def encode() -> tuple[tuple[str, ...], bytes]:
         names = column_list(columns)
         width = len(names)
-        lines = []
         for number, row in enumerate(rows):
             if len(row) != width:
                 raise ValueError(f"row {number} has {len(row)} values for {width} columns")
-            try:
-                lines.append(orjson.dumps(row, default=_default, option=_DUMP_OPTIONS))
-            except orjson.JSONEncodeError as error:
-                raise TypeError(f"row {number}: {error.__cause__ or error}") from error
-        lines.append(b"")
-        return names, b"\n".join(lines)
+        return names, _json_lines(rows)
 
     return _plan(table, encode, dedup_token, engine)
 
