@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.settings import Settings, load_settings
@@ -159,7 +160,6 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    import orjson
 
     from pipeline.catalog import load_catalog
     from pipeline.replay import run_replay
@@ -183,16 +183,10 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         store.close()
-    if args.json:
-        print(orjson.dumps(report.to_json_dict(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        for line in report.lines():
-            say(line)
-    return 0
+    return _print_report(report, as_json=args.json)
 
 
 def _cmd_events(args: argparse.Namespace, settings: Settings) -> int:
-    import orjson
 
     from pipeline.catalog import load_catalog
     from pipeline.replay import event_log_report
@@ -212,7 +206,19 @@ def _cmd_events(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         store.close()
-    if args.json:
+    return _print_report(report, as_json=args.json)
+
+
+class _Report(Protocol):
+    def to_json_dict(self) -> dict[str, Any]: ...
+    def lines(self) -> Iterable[str]: ...
+
+
+def _print_report(report: _Report, *, as_json: bool) -> int:
+    """A report with ``to_json_dict()`` and ``lines()``: indented JSON, or its lines in words."""
+    import orjson
+
+    if as_json:
         print(orjson.dumps(report.to_json_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         for line in report.lines():
