@@ -29,15 +29,8 @@ class PartitionState:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(str(path), Options(raw_mode=True))
-
-    def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self._db.get(key)
-        return value
-
-    def get_function(self) -> Callable[[bytes], bytes | None]:
-        """The database's own ``get`` (valid until :meth:`close`)."""
-        get: Callable[[bytes], bytes | None] = self._db.get
-        return get
+        #: key -> stored value or None: the database's own ``get`` (hot path: no wrapper call)
+        self.get: Callable[[bytes], bytes | None] = self._db.get
 
     @property
     def changelog_position(self) -> int:
@@ -80,7 +73,7 @@ class DedupState:
         def read(partition: int, key: bytes) -> bytes | None:
             get = gets.get(partition)
             if get is None:
-                get = gets[partition] = self.partition(partition).get_function()
+                get = gets[partition] = self.partition(partition).get
             return get(key)
 
         return read
