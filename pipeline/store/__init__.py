@@ -6,7 +6,7 @@
 * :class:`pipeline.store.relay.RelayStore`: an embedded store owned by another process, through
   ``python -m pipeline.store.relay`` (``clickhouse_url`` = ``relay://HOST:PORT``).
 
-Both adapters send rows as JSONCompactEachRow (JSONEachRow for rows with differing keys) and
+Both adapters send rows as JSONCompactColumns (JSONEachRow for rows with differing keys) and
 read results as typed JSONCompact through
 :mod:`pipeline.store.codec`, so ``Decimal`` stays ``Decimal`` and date-times come back
 UTC-aware whichever engine answers. Parameters use ClickHouse's server-side ``{name:Type}``

@@ -60,9 +60,11 @@ INSERT_SETTINGS: Mapping[str, str | int] = {
 
 RESULT_FORMAT = "JSONCompact"
 INSERT_FORMAT = "JSONEachRow"
-#: rows that all have the same keys in the same order go as arrays under one column list: the
-#: keys are not repeated per row (the worker's inserts: ~2x less encoding, ~2x less to parse)
-COMPACT_INSERT_FORMAT = "JSONCompactEachRow"
+#: rows that all have the same keys in the same order go as one array per column under one
+#: column list: the keys are not repeated per row, and the whole insert is one ``orjson.dumps``.
+#: (Per-row dumps joined afterwards cost ~5x more on the worker's 5,000-row batches: each row's
+#: bytes keep orjson's output buffer alive until the join.)
+COMPACT_INSERT_FORMAT = "JSONCompactColumns"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -202,14 +204,33 @@ def encode_rows(rows: Iterable[Mapping[str, Any]]) -> bytes:
 
 
 def encode_compact_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, ...], bytes] | None:
-    """(columns, JSONCompactEachRow bytes) when every row has the first row's keys in the same
+    """(columns, JSONCompactColumns bytes) when every row has the first row's keys in the same
     order; None otherwise (then use :func:`encode_rows`). Same value encoding and errors."""
     if not rows:
         return None
     columns = tuple(rows[0])
     if any(tuple(row) != columns for row in rows):
         return None
-    return columns, _json_lines([list(row.values()) for row in rows])
+    return columns, encode_columns([tuple(row.values()) for row in rows], len(columns))
+
+
+def encode_columns(rows: Sequence[Sequence[Any]], width: int) -> bytes:
+    """Value rows of ``width`` values as JSONCompactColumns (one JSON array per column), in one
+    ``orjson.dumps``. A row of another width raises ``ValueError``, a value that cannot be stored
+    ``TypeError``, each naming the row (0-based)."""
+    try:
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * width
+    except ValueError:
+        columns = []
+    if len(columns) != width:
+        for number, row in enumerate(rows):
+            if len(row) != width:
+                raise ValueError(f"row {number} has {len(row)} values for {width} columns")
+    try:
+        return orjson.dumps(columns, default=_default, option=_DUMP_OPTIONS)
+    except orjson.JSONEncodeError:
+        _json_lines(rows)  # raises TypeError naming the row
+        raise
 
 
 def _json_lines(items: Iterable[Any]) -> bytes:
@@ -236,7 +257,7 @@ def column_list(columns: Sequence[str]) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class InsertPlan:
     """One insert, ready for either adapter: quoted table, settings, payload; with ``columns``
-    the payload is JSONCompactEachRow in that column order, without it JSONEachRow."""
+    the payload is JSONCompactColumns in that column order, without it JSONEachRow."""
 
     table_sql: str
     settings: Mapping[str, str | int]
@@ -282,11 +303,7 @@ def plan_columns_insert(
 
     def encode() -> tuple[tuple[str, ...], bytes]:
         names = column_list(columns)
-        width = len(names)
-        for number, row in enumerate(rows):
-            if len(row) != width:
-                raise ValueError(f"row {number} has {len(row)} values for {width} columns")
-        return names, _json_lines(rows)
+        return names, encode_columns(rows, len(names))
 
     return _plan(table, encode, dedup_token, engine)
 

@@ -15,7 +15,7 @@ Wire protocol (HTTP/1.1, keep-alive): ``GET /ping``; ``POST /command`` (body: SQ
 :func:`codec.param_text`; answer: the engine's raw ``JSONCompact`` payload, decoded by the
 client with :func:`codec.decode_result`, so values are exactly what ``EmbeddedStore.query``
 returns in-process); ``POST /insert?table=..&columns=..&dedup_token=..`` (body:
-JSONCompactEachRow in that column order, or JSONEachRow without ``columns``, from
+JSONCompactColumns in that column order, or JSONEachRow without ``columns``, from
 :func:`codec.plan_insert`). Failures answer 4xx/5xx with JSON ``{error, sql, fields}``, which
 the client raises as :class:`StoreError` with the same message. SIGTERM/SIGINT: stop
 accepting, let in-flight calls finish, close the store.

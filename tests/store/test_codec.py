@@ -300,20 +300,35 @@ def test_decimals_survive_encode_and_decode_exactly(value: Decimal) -> None:
     assert isinstance(decoded, Decimal)
 
 
-def test_uniform_rows_are_planned_as_compact_arrays_under_one_column_list() -> None:
+def test_uniform_rows_are_planned_as_one_array_per_column_under_one_column_list() -> None:
     rows = [
         {"a": 1, "at": datetime(2026, 3, 1, tzinfo=UTC), "m": Decimal("0.50")},
         {"a": 2, "at": datetime(2026, 3, 2, tzinfo=UTC), "m": None},
     ]
     plan = codec.plan_insert("db.t", rows, None, engine="chdb")
     assert plan.columns == ("a", "at", "m")
-    assert plan.format == "JSONCompactEachRow"
+    assert plan.format == "JSONCompactColumns"
     assert plan.statement.startswith("INSERT INTO `db`.`t` (a, at, m) SETTINGS ")
-    lines = plan.payload.split(b"\n")
-    assert [orjson.loads(line) for line in lines[:-1]] == [
-        [1, "2026-03-01T00:00:00.000000Z", "0.50"],
-        [2, "2026-03-02T00:00:00.000000Z", None],
+    assert orjson.loads(plan.payload) == [
+        [1, 2],
+        ["2026-03-01T00:00:00.000000Z", "2026-03-02T00:00:00.000000Z"],
+        ["0.50", None],
     ]
+
+
+def test_value_rows_are_checked_for_width_before_they_become_columns() -> None:
+    # zip would silently cut every row to the shortest one: a lost value must be an error.
+    for rows, bad in (([(1, 2), (3,)], 1), ([(1,), (2,)], 0), ([(1, 2), (3, 4, 5)], 1)):
+        with pytest.raises(StoreError, match=f"row {bad} has .* values for 2 columns"):
+            codec.plan_columns_insert("db.t", ("a", "b"), rows, None, engine="chdb")
+    assert orjson.loads(codec.encode_columns([], 2)) == [[], []]
+
+
+def test_column_rows_name_the_row_that_cannot_be_stored() -> None:
+    with pytest.raises(StoreError, match="row 2: value of type object"):
+        codec.plan_columns_insert(
+            "db.t", ("a", "b"), [(1, "x"), (2, "y"), (3, object())], None, engine="chdb"
+        )
 
 
 def test_rows_with_other_keys_or_order_fall_back_to_json_each_row() -> None:
