@@ -12,16 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from pipeline.catalog import Catalog
 from pipeline.errors import PipelineError
 from pipeline.events import EventFields
-from pipeline.events.codec import decode_event_fields
+from pipeline.events.codec import decode_event_record
 from pipeline.events.errors import MalformedEvent
 from pipeline.metering import Metering
 from pipeline.metering.dedup import BatchDedup, Decision, FirstCopy, dedup_key, epoch_ms
-from pipeline.metering.meters import MeterEntry
+from pipeline.metering.meters import ONE, MeterEntry
+from pipeline.metering.tenancy import TenantResolution
 from pipeline.worker import metrics
 from pipeline.worker.sink import SinkBatch
 
@@ -135,11 +136,15 @@ class BatchProcessor:
             self._delivered.pop(partition, None)
 
     def process(self, messages: Sequence[ConsumedMessage], lookup: StateLookup) -> BatchResult:
+        """Decide every message in order and build the batch's rows (the worker's hot path:
+        one loop with the rows built inline, no dict or helper call per row)."""
         if self.check_offsets:
             self.check_contiguous(messages)
         now = self.clock()
         now_ms = epoch_ms(now)
         processed_at = _ch_time(now)
+        billing_run = self.billing_run
+        assess = self.metering.assess
         result = BatchResult()
         current = 0
 
@@ -153,113 +158,118 @@ class BatchProcessor:
             return None if raw is None else FirstCopy.decode(raw)
 
         dedup = BatchDedup(read_state, now_ms, self.window_ms)
+        decide = dedup.decide
         first_index: dict[str, int] = {}
-        rows = result.sink_batch
-        counts: dict[str, int] = {}
+        log_row = result.sink_batch.event_log.append
+        usage_row = result.sink_batch.usage_events.append
+        entry_row = result.sink_batch.meter_entries.append
+        last_offsets = result.last_offsets
         reasons: dict[str, int] = {}
-        unmapped = 0
+        dead = quarantined = duplicates = first_copies = unmapped = 0
         for current, message in enumerate(messages):  # read_state reads `current`
-            result.last_offsets[message.partition] = message.offset
+            topic, partition, offset, value = message
+            last_offsets[partition] = offset
             try:
-                if message.value is None:
+                if value is None:
                     raise MalformedEvent("record has no value")
-                fields = decode_event_fields(message.value)
+                fields, stamp = decode_event_record(value)
             except MalformedEvent as exc:
                 result.dead_letters.append(_dead_letter(message, str(exc)))
-                counts["dead_letter"] = counts.get("dead_letter", 0) + 1
+                dead += 1
                 continue
-            assessment = self.metering.assess(fields)
-            resolution = assessment.tenant
-            payload = message.value.decode()
-            event_time = _ch_time(fields["timestamp"])
-            if resolution.tenant_id is None:
-                reason = str(resolution.reason)
-                rows.event_log.append(
-                    _log_row(
-                        message,
-                        fields,
-                        None,
-                        "quarantined",
-                        None,
-                        payload,
-                        event_time,
-                        processed_at,
-                        reason,
-                        resolution.detail,
-                    )
-                )
-                result.quarantined.append(
-                    OutRecord(
-                        key=fields["idempotency_key"].encode(),
-                        value=message.value,
-                        headers=[
-                            ("reason", reason.encode()),
-                            ("detail", resolution.detail.encode()),
-                            ("integration", fields["integration_id"].encode()),
-                        ],
-                    )
-                )
+            assessment = assess(fields)
+            tenant = assessment.tenant.tenant_id
+            event_time = _event_time(stamp, fields["timestamp"])
+            payload = value.decode()
+            key_text = fields["idempotency_key"]
+            integration = fields["integration_id"]
+            gateway = fields["gateway"]
+            headers = fields["tenant_headers"]
+            if tenant is None:
+                reason = self._quarantine(result, message, fields, assessment.tenant)
+                log_row(
+                    (topic, partition, offset, key_text, integration, gateway, headers, None,
+                     event_time, "quarantined", reason, assessment.tenant.detail, None,
+                     payload, processed_at)
+                )  # fmt: skip
                 reasons[reason] = reasons.get(reason, 0) + 1
-                counts["quarantined"] = counts.get("quarantined", 0) + 1
+                quarantined += 1
                 continue
-            tenant = resolution.tenant_id
-            key = dedup_key(tenant, fields["idempotency_key"])
-            decision = dedup.decide(
-                key, message.partition, message.offset, epoch_ms(fields["timestamp"])
-            )
+            key = dedup_key(tenant, key_text)
+            decision = decide(key, partition, offset, epoch_ms(fields["timestamp"]))
             product = assessment.product_id
             if decision is Decision.DUPLICATE:
-                rows.event_log.append(
-                    _log_row(
-                        message,
-                        fields,
-                        tenant,
-                        "duplicate",
-                        product,
-                        payload,
-                        event_time,
-                        processed_at,
-                    )
-                )
-                counts["duplicate"] = counts.get("duplicate", 0) + 1
+                log_row(
+                    (topic, partition, offset, key_text, integration, gateway, headers, tenant,
+                     event_time, "duplicate", "", "", product, payload, processed_at)
+                )  # fmt: skip
+                duplicates += 1
                 continue
             if decision is Decision.NEW:
                 first_index[key] = current
-            rows.event_log.append(
-                _log_row(
-                    message,
-                    fields,
-                    tenant,
-                    "first_copy",
-                    product,
-                    payload,
-                    event_time,
-                    processed_at,
-                )
-            )
-            rows.usage_events.append(
-                _usage_row(
-                    message, fields, tenant, product, self.billing_run, event_time, processed_at
-                )
-            )
+            # Rows are value tuples in the column order of sink.COLUMNS.
+            log_row(
+                (topic, partition, offset, key_text, integration, gateway, headers, tenant,
+                 event_time, "first_copy", "", "", product, payload, processed_at)
+            )  # fmt: skip
+            usage_row(
+                (tenant, key_text, gateway, integration, headers[0] if headers else None,
+                 event_time, fields["api"], fields["route"], fields["method"], fields["status"],
+                 fields["request_bytes"], fields["response_bytes"], fields["latency_ms"],
+                 fields["consumer"], fields["attributes"], product,
+                 "unmapped" if product is None else "billed", billing_run, partition, offset,
+                 processed_at)
+            )  # fmt: skip
             if product is None:
                 unmapped += 1
             for entry in assessment.entries:
-                if isinstance(entry, MeterEntry):
-                    rows.meter_entries.append(
-                        _entry_row(entry, fields, tenant, product, self.billing_run, event_time)
-                    )
+                if type(entry) is MeterEntry:
+                    amount = entry.value
+                    entry_row(
+                        (billing_run, tenant, product, entry.metric_id, entry.aggregation,
+                         key_text, event_time,
+                         None if amount is None else _amount_text(amount),
+                         entry.distinct_value, _divisor_text(entry.divide_by))
+                    )  # fmt: skip
                 else:
                     metrics.METER_PROBLEMS.labels(product=product, metric=entry.metric_id).inc()
-            counts["first_copy"] = counts.get("first_copy", 0) + 1
+            first_copies += 1
         result.new_first_copies = [
             (first_index[key], key.encode(), first.encode()) for key, first in dedup.updates.items()
         ]
         in_flight.update(dedup.updates)
         result.settles = tuple(dedup.updates)
-        result.decisions = counts
-        _count(len(messages), counts, reasons, unmapped)
+        counts = {
+            "dead_letter": dead,
+            "quarantined": quarantined,
+            "duplicate": duplicates,
+            "first_copy": first_copies,
+        }
+        result.decisions = {decision: count for decision, count in counts.items() if count}
+        _count(len(messages), result.decisions, reasons, unmapped)
         return result
+
+    @staticmethod
+    def _quarantine(
+        result: BatchResult,
+        message: ConsumedMessage,
+        fields: EventFields,
+        resolution: TenantResolution,
+    ) -> str:
+        """Queue the quarantine topic's record; returns the reason code."""
+        reason = str(resolution.reason)
+        result.quarantined.append(
+            OutRecord(
+                key=fields["idempotency_key"].encode(),
+                value=message.value or b"",
+                headers=[
+                    ("reason", reason.encode()),
+                    ("detail", resolution.detail.encode()),
+                    ("integration", fields["integration_id"].encode()),
+                ],
+            )
+        )
+        return reason
 
 
 def _count(consumed: int, counts: dict[str, int], reasons: dict[str, int], unmapped: int) -> None:
@@ -287,102 +297,23 @@ def _dead_letter(message: ConsumedMessage, reason: str) -> OutRecord:
     )
 
 
-# Rows are value tuples in the column order of sink.COLUMNS (no dict per row: hot path).
-
-
-def _log_row(
-    message: ConsumedMessage,
-    fields: EventFields,
-    tenant: str | None,
-    disposition: str,
-    product: str | None,
-    payload: str,
-    event_time: str,
-    processed_at: str,
-    reason: str = "",
-    detail: str = "",
-) -> tuple[Any, ...]:
-    return (
-        message.topic,
-        message.partition,
-        message.offset,
-        fields["idempotency_key"],
-        fields["integration_id"],
-        fields["gateway"],
-        fields["tenant_headers"],
-        tenant,
-        event_time,
-        disposition,
-        reason,
-        detail,
-        product,
-        payload,
-        processed_at,
-    )
-
-
-def _usage_row(
-    message: ConsumedMessage,
-    fields: EventFields,
-    tenant: str,
-    product: str | None,
-    billing_run: str,
-    event_time: str,
-    processed_at: str,
-) -> tuple[Any, ...]:
-    headers = fields["tenant_headers"]
-    return (
-        tenant,
-        fields["idempotency_key"],
-        fields["gateway"],
-        fields["integration_id"],
-        headers[0] if headers else None,
-        event_time,
-        fields["api"],
-        fields["route"],
-        fields["method"],
-        fields["status"],
-        fields["request_bytes"],
-        fields["response_bytes"],
-        fields["latency_ms"],
-        fields["consumer"],
-        fields["attributes"],
-        product,
-        "unmapped" if product is None else "billed",
-        billing_run,
-        message.partition,
-        message.offset,
-        processed_at,
-    )
-
-
-def _entry_row(
-    entry: MeterEntry,
-    fields: EventFields,
-    tenant: str,
-    product: str | None,
-    billing_run: str,
-    event_time: str,
-) -> tuple[Any, ...]:
-    value = entry.value
-    return (
-        billing_run,
-        tenant,
-        product,
-        entry.metric_id,
-        entry.aggregation,
-        fields["idempotency_key"],
-        event_time,
-        None if value is None else format(value, "f"),
-        entry.distinct_value,
-        _decimal_text(entry.divide_by),
-    )
+def _amount_text(value: Decimal) -> str:
+    """A decimal as ClickHouse parses it exactly (plain digits, never an exponent)."""
+    return "1" if value is ONE else format(value, "f")  # every count entry shares ONE
 
 
 @functools.lru_cache(maxsize=256)
-def _decimal_text(value: Decimal) -> str:
+def _divisor_text(value: Decimal) -> str:
     """Metric divisors are a handful of constants: format each once."""
     return format(value, "f")
+
+
+def _event_time(stamp: str, moment: datetime) -> str:
+    """The event time for ClickHouse, cut from the record's own text when it has the edge's
+    form ``2026-01-15T10:00:00.123456Z`` (formatting the datetime costs ~10x more)."""
+    if len(stamp) == 27 and stamp[26] == "Z" and stamp[10] == "T" and stamp[19] == ".":
+        return f"{stamp[:10]} {stamp[11:26]}"
+    return _ch_time(moment)
 
 
 def _ch_time(moment: datetime) -> str:

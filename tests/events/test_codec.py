@@ -15,6 +15,8 @@ from pipeline.events import (
     decode_event_fields,
     encode_event,
 )
+from pipeline.events.codec import decode_event_record
+from pipeline.events.timestamps import format_utc
 
 EVENT = CanonicalEvent(
     idempotency_key="7b3a8f0e-kong",
@@ -55,6 +57,12 @@ def test_decode_event_round_trips() -> None:
     assert decode_event(encode_event(EVENT)) == EVENT
 
 
+def test_decode_event_record_gives_the_timestamp_text_as_sent() -> None:
+    fields, stamp = decode_event_record(encode_event(EVENT))
+    assert stamp == format_utc(EVENT.timestamp)
+    assert fields == dict(EVENT)
+
+
 def test_decode_event_fields_matches_the_model() -> None:
     fields = decode_event_fields(encode_event(EVENT))
     assert fields == dict(EVENT)
@@ -85,6 +93,15 @@ def test_decode_event_validates(data: bytes, reason: str) -> None:
             orjson.dumps({**orjson.loads(encode_event(EVENT)), "timestamp": "yesterday"}),
             "not shaped like an encoded event",
         ),
+        (
+            orjson.dumps({**orjson.loads(encode_event(EVENT)), "timestamp": "2026-01-15"}),
+            "'2026-01-15' has no UTC offset",
+        ),
+        (
+            orjson.dumps({**orjson.loads(encode_event(EVENT)), "tenant_headers": None}),
+            "not shaped like an encoded event",
+        ),
+        (b'"text"', "a JSON str, not an object"),
     ],
 )
 def test_decode_event_fields_raises_malformed_event_only(data: bytes, reason: str) -> None:

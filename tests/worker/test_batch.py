@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.events import CanonicalEvent
 from pipeline.events.codec import encode_event
+from pipeline.events.timestamps import format_utc
 from pipeline.metering.dedup import FirstCopy, dedup_key, epoch_ms
-from pipeline.worker.batch import BatchProcessor, ConsumedMessage
+from pipeline.worker.batch import (
+    BatchProcessor,
+    ConsumedMessage,
+    _amount_text,
+    _ch_time,
+    _event_time,
+)
 from tests.support.builders import example_catalog, make_event
 
 NOW = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
@@ -171,3 +181,24 @@ def test_a_skipped_offset_stops_the_batch_before_anything_is_written() -> None:
     p.process([msg(519, record(idempotency_key="b"))], no_state)
     p.forget_partitions([0])
     p.process([msg(900, record(idempotency_key="d"))], no_state)
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_event_time_cut_from_the_record_text_equals_formatting_the_datetime(
+    moment: datetime,
+) -> None:
+    stamp = format_utc(moment)
+    assert _event_time(stamp, moment) == _ch_time(moment)
+
+
+def test_event_times_in_another_form_are_formatted_from_the_datetime() -> None:
+    moment = datetime(2026, 1, 15, 10, 0, 0, 120000, tzinfo=timezone(timedelta(hours=2)))
+    assert _event_time("2026-01-15T10:00:00.12+02:00", moment) == "2026-01-15 08:00:00.120000"
+
+
+def test_count_amounts_and_divisors_are_plain_decimal_text() -> None:
+    raw = record(idempotency_key="c", status=200)
+    result = processor().process([msg(0, raw)], no_state)
+    calls = next(r for r in result.sink_batch.dicts("meter_entries") if r["metric"] == "calls")
+    assert (calls["value"], calls["divide_by"]) == ("1", "1")
+    assert _amount_text(Decimal("1E+3")) == "1000"
