@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 SINK_BATCH_ROWS = Histogram(
     "pipeline_worker_sink_batch_events",
     "Consumed events per ClickHouse sink batch",
-    buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000, 20000),
+    buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000, 20000, 50000),
 )
 SINK_SECONDS = Histogram(
     "pipeline_worker_sink_seconds",
