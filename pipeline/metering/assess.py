@@ -14,6 +14,9 @@ from pipeline.metering.tenancy import TenantResolution, TenantResolver
 
 DEFAULT_CACHE_SIZE: Final = 65_536
 
+#: tuple.__new__ builds a NamedTuple without its Python-level __new__ (once per event).
+_new = tuple.__new__
+
 
 class Fate(StrEnum):
     """What tenancy and matching make of an event (before dedup decides on copies). Stable."""
@@ -82,7 +85,7 @@ class Metering:
             return routing
         tenant, product_id, meters = routing
         row: Mapping[str, object] = fields
-        return Assessment(tenant, product_id, meters.entries(row))
+        return _new(Assessment, (tenant, product_id, meters.entries(row)))
 
     def _route(self, key: _RoutingKey) -> _Routing:
         integration_id, tenant_headers, gateway, api, route, method = key

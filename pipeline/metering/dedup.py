@@ -109,6 +109,9 @@ def is_expired(first: FirstCopy, now_ms: int, window_ms: int) -> bool:
     return now_ms - first.seen_at_ms > window_ms
 
 
+#: tuple.__new__ builds a NamedTuple without its Python-level __new__ (once per new event).
+_new = tuple.__new__
+
 #: Reads the durable dedup state: dedup key -> the stored first copy, or None.
 Lookup = Callable[[str], FirstCopy | None]
 
@@ -137,7 +140,7 @@ class BatchDedup:
             if first is not None and self._now_ms - first.seen_at_ms > self._window_ms:
                 first = None
         if first is None:
-            self.updates[key] = FirstCopy(partition, offset, event_ms, self._now_ms)
+            self.updates[key] = _new(FirstCopy, (partition, offset, event_ms, self._now_ms))
             return Decision.NEW
         if first.partition == partition and first.offset == offset:
             return Decision.REDELIVERY

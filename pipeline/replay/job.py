@@ -191,7 +191,7 @@ def _reprocess(
     )
     state: dict[bytes, bytes] = {}  # dedup key -> first copy, for the whole period
 
-    def lookup(_index: int, key: bytes) -> bytes | None:
+    def lookup(_partition: int, key: bytes) -> bytes | None:
         return state.get(key)
 
     counts = ReplayCounts()

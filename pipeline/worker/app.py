@@ -44,7 +44,6 @@ from pipeline.worker.batch import (
     BatchResult,
     ConsumedMessage,
     OffsetGap,
-    StateLookup,
 )
 from pipeline.worker.changelog import changelog_topic, recover
 from pipeline.worker.faults import CrashPoint
@@ -185,8 +184,9 @@ class MeterWorker:
             # Records of a partition revoked since they were fetched are left to its new owner
             # (it re-reads them from the committed offset with the current state).
             owned = self._owned
-            messages = [
-                ConsumedMessage(self.topic, tp.partition, r.offset, r.value)
+            topic = self.topic
+            messages: list[ConsumedMessage] = [
+                _new(ConsumedMessage, (topic, tp.partition, r.offset, r.value))
                 for tp, batch in records.items()
                 if tp.partition in owned
                 for r in batch
@@ -195,7 +195,7 @@ class MeterWorker:
                 continue
 
             try:
-                result = self.processor.process(messages, _lookup_in(state, messages))
+                result = self.processor.process(messages, state.reader())
             except OffsetGap as gap:
                 # Nothing of this batch is written or committed; a restart re-reads from the
                 # last committed offset. Exiting at once is as safe as SIGKILL.
@@ -361,16 +361,6 @@ class MeterWorker:
         self._executor.shutdown(wait=False)
 
 
-def _lookup_in(state: DedupState, messages: list[ConsumedMessage]) -> StateLookup:
-    """The batch step's state lookup: (message index, key) -> that partition's stored value."""
-    read = state.reader()
-
-    def lookup(index: int, key: bytes) -> bytes | None:
-        return read(messages[index].partition, key)
-
-    return lookup
-
-
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, worker: MeterWorker) -> None:
         self.worker = worker
@@ -380,6 +370,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self.worker.on_assigned(set(assigned))
+
+
+#: tuple.__new__ builds a NamedTuple without its Python-level __new__ (once per record).
+_new = tuple.__new__
 
 
 def install_stop_signals(worker: MeterWorker) -> None:

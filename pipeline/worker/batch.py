@@ -41,7 +41,8 @@ class OffsetGap(PipelineError):
     """
 
 
-#: (index of the message in the batch, dedup key bytes) -> stored FirstCopy bytes or None
+#: (partition of the message, dedup key bytes) -> stored FirstCopy bytes or None (the dedup state
+#: is kept per partition of the events topic, beside its changelog partition)
 StateLookup = Callable[[int, bytes], bytes | None]
 
 
@@ -146,7 +147,7 @@ class BatchProcessor:
         billing_run = self.billing_run
         assess = self.metering.assess
         result = BatchResult()
-        current = 0
+        partition = 0
 
         in_flight = self.in_flight
 
@@ -154,7 +155,7 @@ class BatchProcessor:
             pending = in_flight.get(key)
             if pending is not None:
                 return pending
-            raw = lookup(current, key.encode())
+            raw = lookup(partition, key.encode())
             return None if raw is None else FirstCopy.decode(raw)
 
         dedup = BatchDedup(read_state, now_ms, self.window_ms)
@@ -166,8 +167,8 @@ class BatchProcessor:
         last_offsets = result.last_offsets
         reasons: dict[str, int] = {}
         dead = quarantined = duplicates = first_copies = unmapped = 0
-        for current, message in enumerate(messages):  # read_state reads `current`
-            topic, partition, offset, value = message
+        for current, message in enumerate(messages):
+            topic, partition, offset, value = message  # read_state reads `partition`
             last_offsets[partition] = offset
             try:
                 if value is None:

@@ -119,12 +119,12 @@ def test_a_first_copy_older_than_the_window_is_ignored_by_the_stream() -> None:
     assert [r["disposition"] for r in result.sink_batch.dicts("event_log")] == ["first_copy"]
 
 
-def test_state_lookups_name_the_message_they_belong_to() -> None:
-    """The agent sets Faust's current event from the index (co-partitioned changelog)."""
+def test_state_lookups_name_the_partition_whose_state_holds_the_key() -> None:
+    """The dedup state is kept per partition (beside its changelog partition)."""
     asked: list[tuple[int, bytes]] = []
 
-    def lookup(index: int, key: bytes) -> bytes | None:
-        asked.append((index, key))
+    def lookup(partition: int, key: bytes) -> bytes | None:
+        asked.append((partition, key))
         return None
 
     batch = [
@@ -132,7 +132,7 @@ def test_state_lookups_name_the_message_they_belong_to() -> None:
         msg(0, record(idempotency_key="y"), partition=2),
     ]
     result = processor().process(batch, lookup)
-    assert asked == [(0, dedup_key("acme", "x").encode()), (1, dedup_key("acme", "y").encode())]
+    assert asked == [(1, dedup_key("acme", "x").encode()), (2, dedup_key("acme", "y").encode())]
     assert sorted(i for i, _k, _v in result.new_first_copies) == [0, 1]
 
 
