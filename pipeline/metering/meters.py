@@ -95,14 +95,20 @@ class _CompiledMetric:
 class ProductMeters:
     """The metrics of one product, compiled; :meth:`entries` is the hot path."""
 
-    __slots__ = ("_metrics", "product")
+    __slots__ = ("_metrics", "_reads_tenant_header", "product")
 
     def __init__(self, product: Product) -> None:
         self.product = product
         self._metrics = tuple(_CompiledMetric(metric) for metric in product.metrics)
+        self._reads_tenant_header = any(
+            metric.field == TENANT_HEADER or TENANT_HEADER in metric.where
+            for metric in product.metrics
+        )
 
     def entries(self, fields: Mapping[str, object]) -> list[MeterEntry | MeterProblem]:
         """One entry (or problem) per metric of the product that this event counts for."""
+        if self._reads_tenant_header:
+            fields = with_tenant_header(fields)
         attributes = cast("Mapping[str, str]", fields["attributes"])
         out: list[MeterEntry | MeterProblem] = []
         for metric in self._metrics:
@@ -131,6 +137,17 @@ class ProductMeters:
             else:
                 out.append(_number_entry(metric, value))
         return out
+
+
+#: The SPEC's ``tenant_header`` (the first raw X-Tenant-Id) is not a key of the event fields,
+#: which keep every value as ``tenant_headers``; metrics naming it read it through this.
+TENANT_HEADER: Final = "tenant_header"
+
+
+def with_tenant_header(fields: Mapping[str, object]) -> Mapping[str, object]:
+    """``fields`` plus ``tenant_header``: the first ``tenant_headers`` value, or None."""
+    headers = cast("tuple[str, ...]", fields.get("tenant_headers") or ())
+    return {**fields, TENANT_HEADER: headers[0] if headers else None}
 
 
 #: tuple.__new__ builds a NamedTuple without its Python-level __new__ (hot path).

@@ -190,3 +190,27 @@ def test_absurd_totals_raise_instead_of_rounding() -> None:
     ]
     with pytest.raises(MeterError, match="significant digits"):
         aggregate_quantity("sum", huge)
+
+
+def test_metrics_can_name_the_first_raw_tenant_header() -> None:
+    """SPEC's canonical field ``tenant_header`` is the first raw X-Tenant-Id value."""
+    product = Product.model_validate(
+        {
+            "id": "p",
+            "match": [{"gateway": "kong", "api": "payments-svc"}],
+            "metrics": [
+                {"id": "legacy_calls", "aggregation": "count",
+                 "where": {"tenant_header": {"eq": "ACME-LEGACY"}}},
+                {"id": "spellings", "aggregation": "unique_count",
+                 "field": "tenant_header"},
+            ],
+        }
+    )  # fmt: skip
+    legacy = meter_entries(product, make_event(tenant_headers=("ACME-LEGACY", "acme")))
+    assert {entry.metric_id: entry for entry in legacy} == {
+        "legacy_calls": MeterEntry("legacy_calls", "count", ONE, None, ONE),
+        "spellings": MeterEntry("spellings", "unique_count", None, "ACME-LEGACY", ONE),
+    }
+    plain = meter_entries(product, make_event(tenant_headers=("acme",)))
+    assert [entry.metric_id for entry in plain] == ["spellings"]
+    assert meter_entries(product, make_event(tenant_headers=())) == []
