@@ -1,9 +1,10 @@
 """HTTP layer of the ingest edge: ``POST /v1/ingest``, ``/healthz``, ``/readyz``, ``/metrics``.
 
 Why aiohttp: it is well kept (aio-libs), asyncio-native, so the server shares one event loop with
-aiokafka's producer (no thread hand-off between request and Kafka ack), and its per-request
-overhead is low (C HTTP parser, no middleware stack unless asked for). It also lets us read the
-body as a stream, so the size cap is enforced while reading, not after buffering.
+the publisher (librdkafka's delivery reports reach it with one thread-safe wake-up per request,
+see ``publisher.py``), and its per-request overhead is low (C HTTP parser, no middleware stack
+unless asked for). It also lets us read the body as a stream, so the size cap is enforced while
+reading, not after buffering.
 
 This module is the only place that chooses status codes (SPEC section 2):
 

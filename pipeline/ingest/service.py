@@ -49,6 +49,7 @@ MAX_REASON_CHARS: Final = 1000
 """Rejection reasons are cut to this length in responses and headers (they may quote input)."""
 DEAD_LETTER_OVERHEAD_BYTES: Final = 64 * 1024
 """Room for key, headers and record framing on top of the largest dead-lettered value."""
+_new_record: Final = tuple.__new__  # an OutgoingRecord per event without NamedTuple's __new__
 
 
 def utc_now() -> datetime:
@@ -153,7 +154,9 @@ class IngestService:
         for item in decoded:
             record = item.record
             if record is not None:  # validated and encoded by the decoders (EventRecord)
-                records.append(OutgoingRecord(events_topic, record.key, record.value))
+                records.append(
+                    _new_record(OutgoingRecord, (events_topic, record.key, record.value, ()))
+                )
                 continue
             reason = bounded_reason(item.error or "rejected")
             errors.append(_error_entry(item, reason))

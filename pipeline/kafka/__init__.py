@@ -3,6 +3,8 @@
 Producer settings are fixed here for every producer of the project (ingest edge, dead letters,
 tests): ``acks=all`` + idempotence (no duplicate or reordered writes from producer retries within a
 session) and lz4 compression (the plugins already send lz4; the broker stores it compact).
+:data:`PRODUCER_CONFIG` is aiokafka's (worker, tools); :data:`EDGE_PRODUCER_CONFIG` is the same
+for librdkafka (confluent-kafka), which the ingest edge produces with.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -18,6 +20,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from pipeline.infra.kafka_launcher import KafkaLauncher
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    import confluent_kafka
 
 Say = Callable[[str], None]
 
@@ -31,6 +36,36 @@ PRODUCER_CONFIG: dict[str, Any] = {
     "max_batch_size": 1024 * 1024,
     "request_timeout_ms": 10_000,
 }
+
+
+EDGE_PRODUCER_CONFIG: dict[str, Any] = {
+    # The same durability as PRODUCER_CONFIG, in librdkafka's names (confluent-kafka): the edge
+    # produces with librdkafka, whose batching and compression run in C threads outside the GIL.
+    "acks": "all",
+    "enable.idempotence": True,
+    "compression.type": "lz4",
+    # Kafka's default partitioner for keyed records (murmur2, as the Java client and aiokafka);
+    # librdkafka's own default (consistent_random, CRC32) would put keys on other partitions.
+    "partitioner": "murmur2_random",
+    # An edge request waits for its own acks: batching only helps across concurrent requests.
+    "linger.ms": 2,
+    "request.timeout.ms": 10_000,
+    # A record not acknowledged within a minute fails (its request was answered 503 long ago).
+    "message.timeout.ms": 60_000,
+}
+
+
+def make_confluent_producer(bootstrap: str, **overrides: Any) -> confluent_kafka.Producer:
+    """A librdkafka producer with the project's durability settings (:data:`EDGE_PRODUCER_CONFIG`).
+
+    ``overrides`` use librdkafka's property names (``{"message.max.bytes": n}``) and may carry
+    callbacks (``error_cb``, ``logger``); it must be polled (``poll``/``flush``) by its owner.
+    """
+    import confluent_kafka  # only the edge loads librdkafka
+
+    return confluent_kafka.Producer(
+        {"bootstrap.servers": bootstrap, **EDGE_PRODUCER_CONFIG, **overrides}
+    )
 
 
 def resolve_bootstrap(settings: Settings, *, say: Say = lambda _: None) -> str:

@@ -25,7 +25,7 @@ from pipeline.infra.kafka_launcher import KafkaLauncher
 from pipeline.ingest.body import item_bytes
 from pipeline.ingest.decoders import DecoderContext, decode_items
 from pipeline.ingest.decoders.samples import encode_batch, kong_event, native_batch
-from pipeline.ingest.publisher import kafka_partition
+from pipeline.ingest.partitioner import kafka_partition
 from pipeline.ingest.server import EdgeHandle, create_edge, ensure_dead_letter_capacity
 from pipeline.kafka import TopicSpec, ensure_topics
 from pipeline.settings import Settings, TopicNames

@@ -1,114 +1,97 @@
-"""KafkaPublisher: wait for every ack, fail as PublishFailed, replace a broken producer; murmur2."""
+"""KafkaPublisher: wait for every ack, fail as PublishFailed, replace a broken producer."""
 
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
+import threading
+import time
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import (
-    KafkaConnectionError,
-    KafkaError,
-    KafkaTimeoutError,
-    OutOfOrderSequenceNumber,
-)
-from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.partitioner import murmur2 as aiokafka_murmur2
-from hypothesis import given
-from hypothesis import strategies as st
+from confluent_kafka import KafkaError, KafkaException
 
+from pipeline.ingest.partitioner import kafka_partition
 from pipeline.ingest.publisher import (
+    ErrorCallback,
     KafkaPublisher,
     OutgoingRecord,
     PublishFailed,
-    kafka_partition,
-    murmur2,
+    _Acks,
 )
 from pipeline.kafka import TopicSpec, ensure_topics
-
-# --- Kafka's default partitioner ---------------------------------------------------------------
-
-# org.apache.kafka.common.utils.UtilsTest#testMurmur2 (signed Java ints).
-JAVA_VECTORS = {
-    b"21": -973932308,
-    b"foobar": -790332482,
-    b"a-little-bit-long-string": -985981536,
-    b"a-little-bit-longer-string": -1486304829,
-    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
-    b"abc": 479470107,
-}
-
-
-@pytest.mark.parametrize(("data", "java"), JAVA_VECTORS.items())
-def test_murmur2_matches_the_java_client(data: bytes, java: int) -> None:
-    assert murmur2(data) == java & 0xFFFFFFFF
-
-
-@given(st.binary(max_size=600))
-def test_murmur2_matches_aiokafka(data: bytes) -> None:
-    assert murmur2(data) & 0x7FFFFFFF == aiokafka_murmur2(data) & 0x7FFFFFFF
-
-
-@given(st.binary(min_size=1, max_size=80), st.integers(min_value=1, max_value=64))
-def test_partition_matches_the_default_partitioner(key: bytes, partitions: int) -> None:
-    everything = list(range(partitions))
-    assert kafka_partition(key, partitions) == DefaultPartitioner()(key, everything, everything)
-
 
 # --- a producer double -----------------------------------------------------------------------
 
 
 class FakeProducer:
-    """Just enough of AIOKafkaProducer: start/stop/partitions_for/send/client."""
+    """Just enough of confluent_kafka.Producer: produce/poll/flush/purge/list_topics/close.
 
-    def __init__(self, *, start_error: BaseException | None = None) -> None:
-        self.start_error = start_error
-        self.started = False
-        self.stopped = False
+    ``poll`` (called by the publisher's poll thread) delivers the reports of what was produced.
+    """
+
+    def __init__(self, *, metadata_error: KafkaError | None = None) -> None:
+        self.on_error: ErrorCallback | None = None
+        self.metadata_error = metadata_error
         self.sent: list[dict[str, Any]] = []
-        self.ack_error: BaseException | None = None
-        self.send_error: BaseException | None = None
+        self.ack_error: KafkaError | None = None
+        self.produce_error: KafkaError | None = None
+        self.queue_full_times = 0
         self.never_ack = False
-        self.metadata_error: BaseException | None = None
-        self.client = SimpleNamespace(fetch_all_metadata=self._metadata)
+        self.closed = False
+        self.purged = 0
+        self._due: list[Any] = []
+        self._held: list[Any] = []
+        self._lock = threading.Lock()
 
-    async def _metadata(self) -> object:
-        if self.metadata_error is not None:
-            raise self.metadata_error
-        return object()
-
-    async def start(self) -> None:
-        if self.start_error is not None:
-            raise self.start_error
-        self.started = True
-
-    async def stop(self) -> None:
-        self.stopped = True
-
-    async def partitions_for(self, topic: str) -> set[int]:
-        return {0, 1, 2, 3}
-
-    async def send(
+    def produce(
         self,
         topic: str,
         value: bytes,
-        key: bytes | None = None,
-        partition: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[Any]:
-        if self.send_error is not None:
-            raise self.send_error
-        self.sent.append(
-            {"topic": topic, "key": key, "value": value, "partition": partition, "headers": headers}
-        )
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self.ack_error is not None:
-            future.set_exception(self.ack_error)
-        elif not self.never_ack:
-            future.set_result(SimpleNamespace(partition=partition, offset=len(self.sent)))
-        return future
+        key: bytes,
+        *,
+        on_delivery: Any,
+        headers: list[tuple[str, bytes]] | None,
+    ) -> None:
+        if self.produce_error is not None:
+            raise KafkaException(self.produce_error)
+        if self.queue_full_times:
+            self.queue_full_times -= 1
+            raise BufferError("Local: Queue full")
+        self.sent.append({"topic": topic, "key": key, "value": value, "headers": headers})
+        with self._lock:
+            (self._held if self.never_ack else self._due).append(on_delivery)
+
+    def poll(self, timeout: float) -> int:
+        with self._lock:
+            due, self._due = self._due, []
+        for report in due:
+            report(self.ack_error, None)
+        if not due:
+            time.sleep(min(timeout, 0.001))
+        return len(due)
+
+    def flush(self, timeout: float) -> int:
+        self.poll(0)
+        return len(self._held)
+
+    def purge(self) -> None:
+        with self._lock:
+            self.purged, self._held = len(self._held), []
+
+    def list_topics(self, *, timeout: float) -> object:
+        if self.metadata_error is not None:
+            raise KafkaException(self.metadata_error)
+        return object()
+
+    def close(self) -> bool:
+        self.closed = True
+        return True
+
+    def fail_fatally(self, code: int = KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER) -> None:
+        """librdkafka's error_cb reporting a fatal error with no request in flight."""
+        assert self.on_error is not None
+        self.on_error(KafkaError(code, "broker said no", fatal=True))
 
 
 class Factory:
@@ -116,8 +99,9 @@ class Factory:
         self.queue = list(producers)
         self.made: list[FakeProducer] = []
 
-    def __call__(self) -> FakeProducer:
+    def __call__(self, on_error: ErrorCallback) -> FakeProducer:
         producer = self.queue.pop(0) if self.queue else FakeProducer()
+        producer.on_error = on_error
         self.made.append(producer)
         return producer
 
@@ -139,9 +123,10 @@ RECORDS = [
     OutgoingRecord("events", b"key-2", b"v2"),
     OutgoingRecord("dead", b"kong-prod", b"raw", (("reason", b"bad"), ("index", b"3"))),
 ]
+FATAL = KafkaError(KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, "sequence gap", fatal=True)
 
 
-def test_publish_sends_every_record_to_the_default_partition_and_waits_for_acks() -> None:
+def test_publish_hands_every_record_to_the_producer_and_waits_for_its_reports() -> None:
     async def scenario() -> FakeProducer:
         factory = Factory()
         publisher = KafkaPublisher(factory, timeout_s=1)
@@ -154,19 +139,60 @@ def test_publish_sends_every_record_to_the_default_partition_and_waits_for_acks(
     assert [(s["topic"], s["key"], s["value"]) for s in producer.sent] == [
         (r.topic, r.key, r.value) for r in RECORDS
     ]
-    assert [s["partition"] for s in producer.sent] == [kafka_partition(r.key, 4) for r in RECORDS]
     assert producer.sent[0]["headers"] is None
     assert producer.sent[2]["headers"] == [("reason", b"bad"), ("index", b"3")]
-    assert producer.stopped
+    assert producer.closed
 
 
-def test_a_failed_ack_is_publish_failed_and_the_next_publish_uses_a_new_producer() -> None:
+def test_publish_returns_only_once_the_last_report_arrived() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        producer = FakeProducer()
+        publisher = KafkaPublisher(Factory(producer), timeout_s=5)
+        await publisher.start()
+        producer.never_ack = True
+        task = asyncio.create_task(publisher.publish(RECORDS))
+        await asyncio.sleep(0.05)
+        waiting = not task.done()
+        with producer._lock:  # the broker answers now
+            producer._due, producer._held = producer._held, []
+        await asyncio.wait_for(task, 2)
+        await publisher.stop()
+        return waiting, task.done()
+
+    assert asyncio.run(scenario()) == (True, True)
+
+
+def test_one_wake_up_of_the_loop_per_request_whatever_its_size() -> None:
+    real = asyncio.new_event_loop()
+
+    class Loop:
+        def __init__(self) -> None:
+            self.calls: list[tuple[Any, ...]] = []
+
+        def create_future(self) -> Any:
+            return real.create_future()
+
+        def call_soon_threadsafe(self, *args: Any) -> None:
+            self.calls.append(args)
+
+    loop = Loop()
+    acks = _Acks(loop, 100)  # type: ignore[arg-type]
+    error = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large")
+    for number in range(100):
+        assert loop.calls == []
+        acks(error if number in (10, 20) else None, None)
+    ((_, future, reported),) = loop.calls
+    assert future is acks.future and reported is error  # the request's first error
+    real.close()
+
+
+def test_a_fatal_error_is_publish_failed_and_the_next_publish_uses_a_new_producer() -> None:
     async def scenario() -> tuple[Factory, Observer, PublishFailed]:
         broken = FakeProducer()
         factory, observer = Factory(broken), Observer()
         publisher = KafkaPublisher(factory, timeout_s=1, observer=observer)
         await publisher.start()
-        broken.ack_error = OutOfOrderSequenceNumber()
+        broken.ack_error = FATAL
         with pytest.raises(PublishFailed) as failed:
             await publisher.publish(RECORDS)
         await publisher.publish(RECORDS)  # a fresh producer takes over
@@ -175,10 +201,94 @@ def test_a_failed_ack_is_publish_failed_and_the_next_publish_uses_a_new_producer
 
     factory, observer, failed = asyncio.run(scenario())
     assert not failed.timed_out
-    assert "OutOfOrderSequenceNumber" in failed.message and "retry later" in failed.message
-    assert len(factory.made) == 2 and factory.made[0].stopped
+    assert "OUT_OF_ORDER_SEQUENCE_NUMBER: sequence gap" in failed.message
+    assert "retry later" in failed.message
+    assert len(factory.made) == 2 and factory.made[0].closed
     assert len(factory.made[1].sent) == len(RECORDS)
-    assert observer.errors == ["OutOfOrderSequenceNumber"] and observer.replaced == 1
+    assert observer.errors == ["OUT_OF_ORDER_SEQUENCE_NUMBER"] and observer.replaced == 1
+
+
+def test_a_fatal_error_reported_between_requests_replaces_the_producer_before_the_next() -> None:
+    async def scenario() -> Factory:
+        first = FakeProducer()
+        factory = Factory(first)
+        publisher = KafkaPublisher(factory, timeout_s=1)
+        await publisher.start()
+        first.fail_fatally()
+        first.produce_error = KafkaError(KafkaError._FATAL, "fatal state", fatal=True)
+        await publisher.publish(RECORDS)
+        await publisher.stop()
+        return factory
+
+    factory = asyncio.run(scenario())
+    assert len(factory.made) == 2 and factory.made[0].sent == [] and factory.made[0].closed
+    assert len(factory.made[1].sent) == len(RECORDS)
+
+
+def test_a_refused_record_is_publish_failed_and_keeps_a_healthy_producer() -> None:
+    async def scenario() -> tuple[Factory, Observer, PublishFailed]:
+        producer = FakeProducer()
+        factory, observer = Factory(producer), Observer()
+        publisher = KafkaPublisher(factory, timeout_s=1, observer=observer)
+        await publisher.start()
+        producer.produce_error = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large")
+        with pytest.raises(PublishFailed) as failed:
+            await publisher.publish(RECORDS)
+        producer.produce_error = None
+        await publisher.publish(RECORDS)
+        await publisher.stop()
+        return factory, observer, failed.value
+
+    factory, observer, failed = asyncio.run(scenario())
+    assert "MSG_SIZE_TOO_LARGE: too large" in failed.message and not failed.timed_out
+    assert len(factory.made) == 1 and observer.errors == ["MSG_SIZE_TOO_LARGE"]
+
+
+def test_a_failed_report_that_is_not_fatal_keeps_the_producer() -> None:
+    async def scenario() -> tuple[Factory, PublishFailed]:
+        producer = FakeProducer()
+        factory = Factory(producer)
+        publisher = KafkaPublisher(factory, timeout_s=1)
+        await publisher.start()
+        producer.ack_error = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "denied")
+        with pytest.raises(PublishFailed) as failed:
+            await publisher.publish(RECORDS)
+        producer.ack_error = None
+        await publisher.publish(RECORDS)
+        await publisher.stop()
+        return factory, failed.value
+
+    factory, failed = asyncio.run(scenario())
+    assert "TOPIC_AUTHORIZATION_FAILED" in failed.message
+    assert len(factory.made) == 1 and len(factory.made[0].sent) == 2 * len(RECORDS)
+
+
+def test_a_full_queue_is_back_pressure_not_a_failure() -> None:
+    async def scenario() -> FakeProducer:
+        producer = FakeProducer()
+        publisher = KafkaPublisher(Factory(producer), timeout_s=2)
+        await publisher.start()
+        producer.queue_full_times = 3
+        await publisher.publish(RECORDS)
+        await publisher.stop()
+        return producer
+
+    producer = asyncio.run(scenario())
+    assert [s["key"] for s in producer.sent] == [r.key for r in RECORDS]  # each once, in order
+
+
+def test_a_queue_that_stays_full_is_a_timeout() -> None:
+    async def scenario() -> PublishFailed:
+        producer = FakeProducer()
+        publisher = KafkaPublisher(Factory(producer), timeout_s=0.1)
+        await publisher.start()
+        producer.queue_full_times = 10**9
+        with pytest.raises(PublishFailed) as failed:
+            await publisher.publish(RECORDS)
+        await publisher.stop()
+        return failed.value
+
+    assert asyncio.run(scenario()).timed_out
 
 
 def test_no_ack_in_time_is_a_timeout_and_keeps_the_producer_until_replace_after() -> None:
@@ -205,7 +315,8 @@ def test_no_ack_in_time_is_a_timeout_and_keeps_the_producer_until_replace_after(
 
     factory, failures, observer = asyncio.run(scenario())
     assert all(f.timed_out and "no acknowledgement within 0.05 s" in f.message for f in failures)
-    assert len(factory.made) == 2 and factory.made[0].stopped
+    assert len(factory.made) == 2 and factory.made[0].closed
+    assert factory.made[0].purged == 2 * len(RECORDS)  # never delivered: failed on close
     assert observer.errors == ["timeout", "timeout"] and observer.replaced == 1
 
 
@@ -233,37 +344,15 @@ def test_a_success_resets_the_failing_clock() -> None:
     assert len(asyncio.run(scenario()).made) == 1
 
 
-def test_while_the_broker_is_down_a_replacement_fails_fast_and_is_retried() -> None:
-    async def scenario() -> tuple[Factory, PublishFailed]:
-        first = FakeProducer()
-        down = FakeProducer(start_error=KafkaConnectionError("Unable to bootstrap"))
-        factory = Factory(first, down)
-        publisher = KafkaPublisher(factory, timeout_s=1)
-        await publisher.start()
-        first.send_error = KafkaError("broker went away")
-        with pytest.raises(PublishFailed):
-            await publisher.publish(RECORDS)
-        with pytest.raises(PublishFailed) as failed:
-            await publisher.publish(RECORDS)  # replacement cannot start: still a clean 503
-        await publisher.publish(RECORDS)  # the broker is back: the next replacement works
-        await publisher.stop()
-        return factory, failed.value
+def test_start_failure_is_publish_failed_and_closes_the_producer() -> None:
+    factory = Factory(FakeProducer(metadata_error=KafkaError(KafkaError._TRANSPORT, "refused")))
 
-    factory, failed = asyncio.run(scenario())
-    assert "Unable to bootstrap" in failed.message
-    assert len(factory.made) == 3 and factory.made[1].stopped is True
-    assert len(factory.made[2].sent) == len(RECORDS)
-
-
-def test_start_failure_is_publish_failed() -> None:
     async def scenario() -> None:
-        publisher = KafkaPublisher(
-            Factory(FakeProducer(start_error=KafkaConnectionError("refused"))), timeout_s=1
-        )
-        await publisher.start()
+        await KafkaPublisher(factory, timeout_s=1).start()
 
-    with pytest.raises(PublishFailed, match="refused"):
+    with pytest.raises(PublishFailed, match="_TRANSPORT: refused"):
         asyncio.run(scenario())
+    assert factory.made[0].closed
 
 
 def test_connected_asks_the_broker() -> None:
@@ -272,7 +361,7 @@ def test_connected_asks_the_broker() -> None:
         publisher = KafkaPublisher(Factory(producer), timeout_s=1)
         await publisher.start()
         up = await publisher.connected()
-        producer.metadata_error = KafkaError("Unable to get cluster metadata")
+        producer.metadata_error = KafkaError(KafkaError._TRANSPORT, "all brokers down")
         down = await publisher.connected()
         await publisher.stop()
         return up, down
@@ -286,17 +375,19 @@ def test_publishing_nothing_needs_no_producer() -> None:
     assert factory.made == []
 
 
-def test_timeout_error_from_the_producer_counts_as_timeout() -> None:
-    async def scenario() -> PublishFailed:
-        producer = FakeProducer()
-        publisher = KafkaPublisher(Factory(producer), timeout_s=1)
+def test_a_timed_out_delivery_report_counts_as_timeout() -> None:
+    async def scenario() -> tuple[PublishFailed, Observer]:
+        producer, observer = FakeProducer(), Observer()
+        publisher = KafkaPublisher(Factory(producer), timeout_s=1, observer=observer)
         await publisher.start()
-        producer.ack_error = KafkaTimeoutError()
+        producer.ack_error = KafkaError(KafkaError._MSG_TIMED_OUT, "Message timed out")
         with pytest.raises(PublishFailed) as failed:
             await publisher.publish(RECORDS)
-        return failed.value
+        await publisher.stop()
+        return failed.value, observer
 
-    assert asyncio.run(scenario()).timed_out
+    failed, observer = asyncio.run(scenario())
+    assert failed.timed_out and observer.errors == ["timeout"]
 
 
 # --- against the real broker -----------------------------------------------------------------
