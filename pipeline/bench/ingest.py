@@ -88,6 +88,8 @@ class IngestBenchResult:
     """CPU split, then the top functions by own time of the first edge process (if profiled)."""
     edge_peak_rss_mb: list[float] = field(default_factory=list)
     """Peak resident memory of each edge process, MiB (empty for an in-process edge)."""
+    edge_cpu_s: list[tuple[float, float]] = field(default_factory=list)
+    """CPU seconds of each edge process while measured: (whole process, event-loop thread)."""
 
     @property
     def events_sent(self) -> int:
@@ -108,6 +110,13 @@ class IngestBenchResult:
         if self.stage_ms:
             split = ", ".join(f"{stage} {ms:.2f} ms" for stage, ms in self.stage_ms.items())
             lines.append(f"  edge time per batch: {split}")
+        if self.edge_cpu_s and self.events_accepted:
+            process = sum(cpu for cpu, _ in self.edge_cpu_s)
+            loop = sum(cpu for _, cpu in self.edge_cpu_s)
+            lines.append(
+                f"  edge CPU per accepted event: {1e6 * process / self.events_accepted:.1f} µs "
+                f"(event-loop thread {1e6 * loop / self.events_accepted:.1f} µs)"
+            )
         if self.edge_peak_rss_mb:
             peaks = ", ".join(f"{mb:.0f}" for mb in self.edge_peak_rss_mb)
             lines.append(f"  peak RSS per edge process: {peaks} MiB")
@@ -199,6 +208,7 @@ async def _bench(
         stage_ms=edges.stage_ms(),
         profile=edges.profile if isinstance(edges, _EdgeProcesses) else [],
         edge_peak_rss_mb=edges.peak_rss_mb if isinstance(edges, _EdgeProcesses) else [],
+        edge_cpu_s=edges.cpu_s if isinstance(edges, _EdgeProcesses) else [],
     )
 
 
@@ -265,6 +275,7 @@ class _EdgeProcesses:
         self.stages: dict[str, list[float]] = {}
         self.profile: list[str] = []
         self.peak_rss_mb: list[float] = []
+        self.cpu_s: list[tuple[float, float]] = []
 
     async def start(self, settings: Settings, bootstrap: str, count: int, profile: bool) -> str:
         port = 0
@@ -303,6 +314,7 @@ class _EdgeProcesses:
                     self.stages.setdefault(stage, []).append(ms)
                 self.profile = self.profile or report["profile"]
                 self.peak_rss_mb.append(float(report["peak_rss_mb"]))
+                self.cpu_s.append((float(report["cpu_s"]), float(report["loop_cpu_s"])))
         for process in self.processes:
             try:
                 await asyncio.wait_for(process.wait(), 30)
@@ -357,19 +369,24 @@ async def _edge_process(
     _answer({"port": edge.port})
     tune_gc_for_throughput()  # as `python -m pipeline ingest` does once it is up
     clock = _StageClock(edge.metrics)
+    cpu = loop_cpu = 0.0
     while (await asyncio.to_thread(sys.stdin.readline)).strip() == "reset":
         await clock.reset()
+        cpu, loop_cpu = time.process_time(), time.thread_time()
         if profiler is not None:
             profiler.enable()
         _answer({"reset": True})
     if profiler is not None:
         profiler.disable()
+    cpu, loop_cpu = time.process_time() - cpu, time.thread_time() - loop_cpu
     await edge.close()
     _answer(
         {
             "stage_ms": clock.stage_ms(),
             "profile": top_functions(profiler) if profiler else [],
             "peak_rss_mb": peak_rss_mb() or 0.0,
+            "cpu_s": cpu,
+            "loop_cpu_s": loop_cpu,
         }
     )
 
