@@ -76,7 +76,7 @@ class IngestMetrics:
         )
         self.kafka_errors = Counter(
             "pipeline_ingest_kafka_errors_total",
-            "Failed publishes by kind (timeout or the Kafka error's class)",
+            "Failed publishes by kind (timeout, brokers_down, or the Kafka error's name)",
             ["kind"],
             registry=r,
         )

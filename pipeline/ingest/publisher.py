@@ -25,6 +25,10 @@ Partitioning: librdkafka's ``murmur2_random`` partitioner is Kafka's default for
 (replay tools) lands on the same partition; :func:`pipeline.ingest.partitioner.kafka_partition`
 computes it in Python (tests check the broker's partitions against it).
 
+Broker down: while librdkafka reports every broker unreachable (``error_cb``), a request waits
+at most ``BROKERS_DOWN_WAIT_S`` for its acks and gets its 503 at once instead of after the full
+timeout; the first request that is acknowledged again ends this.
+
 Recovery: librdkafka reconnects by itself after a broker outage; records of a request answered
 503 may still be delivered later (the plugin retries, the stream dedups by key). An idempotent
 producer can however be left unusable by a *fatal* error (out-of-order sequence, fenced producer
@@ -97,6 +101,10 @@ POLL_INTERVAL_S: Final = 0.1
 QUEUE_FULL_WAIT_S: Final = 0.005
 """Pause before producing again when librdkafka's queue is full (``BufferError``)."""
 READINESS_TIMEOUT_S: Final = 5.0
+BROKERS_DOWN_WAIT_S: Final = 1.0
+"""How long a request waits for its acks while librdkafka reports every broker down: the plugin
+gets its 503 at once instead of after the full timeout (its records stay queued and may still
+be delivered; the stream dedups the retry). The first successful delivery ends this."""
 _TIMEOUT_CODES: Final = frozenset(
     {
         KafkaError._MSG_TIMED_OUT,
@@ -160,10 +168,16 @@ class _NoObserver:
 class _Acks:
     """One request's outstanding delivery reports; called by the poll thread once per record."""
 
-    __slots__ = ("_loop", "error", "future", "pending")
+    __slots__ = ("_loop", "_producer", "error", "future", "pending")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, records: int) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        records: int,
+        producer: _PolledProducer | None = None,
+    ) -> None:
         self._loop = loop
+        self._producer = producer
         self.future: asyncio.Future[KafkaError | None] = loop.create_future()
         self.pending = records
         self.error: KafkaError | None = None
@@ -173,6 +187,8 @@ class _Acks:
             self.error = error
         self.pending -= 1
         if self.pending == 0:
+            if self.error is None and self._producer is not None:
+                self._producer.brokers_down = False  # Kafka answered: it is reachable again
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
                 self._loop.call_soon_threadsafe(_settle, self.future, self.error)
 
@@ -187,6 +203,8 @@ class _PolledProducer:
 
     def __init__(self, factory: ProducerFactory) -> None:
         self.fatal: KafkaError | None = None
+        #: librdkafka said every broker is down; cleared by the next successful request
+        self.brokers_down = False
         self.client = factory(self._on_error)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="kafka-producer-poll", daemon=True)
@@ -201,6 +219,9 @@ class _PolledProducer:
         if error.fatal():
             self.fatal = error
             log.warning("kafka producer failed fatally", error=_describe(error))
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.brokers_down = True
+            log.warning("every kafka broker is unreachable", error=_describe(error))
         else:
             log.debug("kafka producer error", error=_describe(error))
 
@@ -242,9 +263,11 @@ class KafkaPublisher:
         replace_after_s: float | None = None,
         observer: PublisherObserver | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        brokers_down_wait_s: float = BROKERS_DOWN_WAIT_S,
     ) -> None:
         self._factory = factory
         self._timeout_s = timeout_s
+        self._brokers_down_wait_s = min(brokers_down_wait_s, timeout_s)
         self._replace_after_s = replace_after_s if replace_after_s is not None else 2 * timeout_s
         self._observer: PublisherObserver = observer or _NoObserver()
         self._monotonic = monotonic
@@ -298,15 +321,18 @@ class KafkaPublisher:
         if not records:
             return
         producer = self._current_producer()
-        acks = _Acks(asyncio.get_running_loop(), len(records))
+        acks = _Acks(asyncio.get_running_loop(), len(records), producer)
+        down = producer.brokers_down
+        timeout_s = self._brokers_down_wait_s if down else self._timeout_s
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(timeout_s):
                 await _send_all(producer.client, records, acks)
                 error = await acks.future
         except TimeoutError:
-            self._failed(producer, None)
+            self._failed(producer, None, brokers_down=down)
+            unreachable = " (every Kafka broker is unreachable)" if down else ""
             raise PublishFailed(
-                f"no acknowledgement within {self._timeout_s:g} s",
+                f"no acknowledgement within {timeout_s:g} s{unreachable}",
                 timed_out=True,
                 records=len(records),
             ) from None
@@ -331,10 +357,14 @@ class KafkaPublisher:
         return True
 
     # --- producer replacement ----------------------------------------------------------------
-    def _failed(self, producer: _PolledProducer, error: KafkaError | None) -> None:
+    def _failed(
+        self, producer: _PolledProducer, error: KafkaError | None, *, brokers_down: bool = False
+    ) -> None:
         """Count a failed request; ``error`` None (or a librdkafka timeout) is a timeout."""
         timed_out = error is None or error.code() in _TIMEOUT_CODES
         kind = "timeout" if timed_out or error is None else error.name()
+        if brokers_down:
+            kind = "brokers_down"
         self._observer.kafka_error(kind)
         if self._failing_since is None:
             self._failing_since = self._monotonic()

@@ -490,3 +490,35 @@ async def _consume(bootstrap: str, topic: str, count: int) -> list[Any]:
     finally:
         await consumer.stop()
     return out
+
+
+def test_while_every_broker_is_down_a_request_fails_fast_until_kafka_answers_again() -> None:
+    async def scenario() -> tuple[list[str], Observer]:
+        producer = FakeProducer()
+        observer = Observer()
+        publisher = KafkaPublisher(
+            Factory(producer), timeout_s=0.4, observer=observer, brokers_down_wait_s=0.01
+        )
+        await publisher.start()
+        producer.never_ack = True
+        assert producer.on_error is not None
+        producer.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
+        messages = []
+        for _ in range(2):
+            with pytest.raises(PublishFailed) as failed:
+                await publisher.publish(RECORDS)
+            messages.append(failed.value.message)
+        producer.never_ack = False
+        await publisher.publish(RECORDS)  # the broker is back: acknowledged
+        producer.never_ack = True
+        with pytest.raises(PublishFailed) as failed:
+            await publisher.publish(RECORDS)
+        messages.append(failed.value.message)
+        await publisher.stop()
+        return messages, observer
+
+    messages, observer = asyncio.run(scenario())
+    unreachable = "no acknowledgement within 0.01 s (every Kafka broker is unreachable)"
+    assert [unreachable in message for message in messages] == [True, True, False]
+    assert "no acknowledgement within 0.4 s" in messages[2]
+    assert observer.errors == ["brokers_down", "brokers_down", "timeout"]
