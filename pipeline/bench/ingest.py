@@ -2,10 +2,13 @@
 
 The edge runs in its own process(es) (``edge_processes``; several share the port through
 ``SO_REUSEPORT``), or in the bench's process with ``in_process=True`` (quick checks only: the
-clients then compete with the edge for the same core). ``clients`` concurrent aiohttp clients
-post pre-built batches of ``batch_size`` events: realistic native payloads of every gateway in
-the catalog (the API ids and tenants its rules know), one integration per batch, as that
-gateway's plugin would send them, lz4-compressed. Bodies are built before the clock starts.
+clients then compete with the edge for the same core). ``clients`` concurrent posters, each
+on one keep-alive connection of the bench's own minimal HTTP/1.1 client
+(:mod:`pipeline.bench.http_client`: the load generator's CPU shares the machine with the edge,
+so it must be light, as ``wrk`` is), post pre-built batches of ``batch_size`` events: realistic
+native payloads of every gateway in the catalog (the API ids and tenants its rules know), one
+integration per batch, as that gateway's plugin would send them, lz4-compressed. Bodies and
+whole requests are built before the clock starts.
 
 Reported: accepted events/s, per-batch latency p50/p99/max as the client saw it, the edge's
 time per stage (read / decode / publish, from its metrics), the peak resident memory of each
@@ -34,11 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import orjson
 
 from pipeline.bench import Plugin, build_bodies, dev_plugins
 from pipeline.bench.host import peak_rss_mb
+from pipeline.bench.http_client import HttpTarget, KeepAliveConnection, post_request
 from pipeline.bench.topics import delete_topics
 from pipeline.catalog import Catalog, load_catalog
 from pipeline.errors import ConfigError, InfrastructureError
@@ -187,12 +190,15 @@ async def _bench(
             edges = _EdgeProcesses()
             stack.push_async_callback(edges.stop)
             url = await edges.start(settings, bootstrap, plan.edge_processes, plan.profile)
-        connector = aiohttp.TCPConnector(limit=plan.clients)
-        session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
-        await _drive(session, url, warmup, plan.clients)
+        target = HttpTarget.from_url(url)
+        warmup_requests, measured_requests = _requests(target, warmup), _requests(target, measured)
+        connections = [KeepAliveConnection(target) for _ in range(plan.clients)]
+        for connection in connections:
+            stack.push_async_callback(connection.close)
+        await _drive(connections, warmup_requests)
         await edges.reset()
         started = time.perf_counter()
-        outcomes = await _drive(session, url, measured, plan.clients, progress)
+        outcomes = await _drive(connections, measured_requests, progress)
         duration = time.perf_counter() - started
     latencies = sorted(ms for ms, _, _ in outcomes)
     accepted = sum(n for _, status, n in outcomes if status == 202)
@@ -212,35 +218,40 @@ async def _bench(
     )
 
 
+def _requests(target: HttpTarget, bodies: list[tuple[Plugin, bytes]]) -> list[bytes]:
+    """Each body as the whole request its plugin would send (built once, before the clock)."""
+    common = {"Content-Encoding": "lz4", "Content-Type": "application/json"}
+    auth = "Authorization"
+    return [post_request(target, body, {auth: f"Bearer {p.key}", **common}) for p, body in bodies]
+
+
 async def _drive(
-    session: aiohttp.ClientSession,
-    url: str,
-    bodies: list[tuple[Plugin, bytes]],
-    clients: int,
+    connections: list[KeepAliveConnection],
+    requests: list[bytes],
     progress: Progress | None = None,
 ) -> list[tuple[float, int, int]]:
-    """Post every body with ``clients`` concurrent posters: (latency ms, status, accepted)."""
-    queue = iter(bodies)
+    """Send every request, one poster per connection: (latency ms, status, accepted) each.
+
+    Status 0: no HTTP answer (connection refused or dropped); the poster's next request opens
+    a new connection. The latency runs from the request's write to its whole answer read.
+    """
+    queue = iter(requests)
     outcomes: list[tuple[float, int, int]] = []
     accepted_so_far = 0
 
-    async def poster() -> None:
+    async def poster(connection: KeepAliveConnection) -> None:
         nonlocal accepted_so_far
-        for plugin, body in queue:
-            headers = {"Authorization": f"Bearer {plugin.key}", "Content-Encoding": "lz4"}
+        for request in queue:
             started = time.perf_counter()
-            status, accepted = 0, 0  # 0: no HTTP answer (connection failed)
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.post(url, data=body, headers=headers) as response:
-                    status = response.status
-                    if status == 202:
-                        accepted = int((await response.json())["accepted"])
-            outcomes.append(((time.perf_counter() - started) * 1000, status, accepted))
+            status, body = await connection.exchange(request)
+            latency_ms = (time.perf_counter() - started) * 1000
+            accepted = int(orjson.loads(body)["accepted"]) if status == 202 else 0
+            outcomes.append((latency_ms, status, accepted))
             accepted_so_far += accepted
             if progress is not None:
                 progress(accepted_so_far)
 
-    await asyncio.gather(*(poster() for _ in range(clients)))
+    await asyncio.gather(*(poster(connection) for connection in connections))
     return outcomes
 
 

@@ -8,13 +8,15 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.bench import build_bodies, dev_plugins
-from pipeline.bench.ingest import IngestBenchResult, run_ingest_bench
+from pipeline.bench.http_client import KeepAliveConnection, post_request
+from pipeline.bench.ingest import IngestBenchResult, _drive, run_ingest_bench
 from pipeline.catalog import load_catalog
 from pipeline.errors import ConfigError
 from pipeline.events import GATEWAYS
 from pipeline.ingest.body import decode_body
 from pipeline.ingest.decoders import DecoderContext, decode_items
 from pipeline.settings import Settings
+from tests.bench.test_http_client import ScriptedServer, answer, drop, send
 from tests.ingest.test_service import REPO_RULES
 
 
@@ -42,6 +44,41 @@ def test_bench_bodies_are_realistic_batches_every_gateway_decodes_cleanly() -> N
 def test_bench_refuses_nonsense_sizes() -> None:
     with pytest.raises(ConfigError):
         run_ingest_bench(settings(), "127.0.0.1:1", clients=0)
+
+
+def test_drive_reports_latency_status_and_accepted_per_request() -> None:
+    server = ScriptedServer(
+        [
+            send(answer(202, b'{"accepted":100,"rejected":0}')),
+            send(answer(401, b'{"error":"unauthorized"}')),
+            drop,  # no HTTP answer: status 0, that poster reconnects
+            send(answer(202, b'{"accepted":7,"rejected":93}')),
+            send(answer(202, b'{"accepted":3,"rejected":0}')),
+        ]
+    )
+    progress: list[int] = []
+    connections: list[KeepAliveConnection] = []
+
+    async def main() -> list[tuple[float, int, int]]:
+        target = await server.start()
+        connections.extend(KeepAliveConnection(target) for _ in range(2))
+        requests = [post_request(target, b"%d" % n, {}) for n in range(5)]
+        try:
+            return await asyncio.wait_for(_drive(connections, requests, progress.append), 10)
+        finally:
+            for connection in connections:
+                await connection.close()
+            await server.stop()
+
+    outcomes = asyncio.run(main())
+    assert sorted((status, accepted) for _, status, accepted in outcomes) == [
+        (0, 0), (202, 3), (202, 7), (202, 100), (401, 0),
+    ]  # fmt: skip
+    assert all(ms > 0 for ms, _, _ in outcomes)
+    assert len(progress) == 5 and progress == sorted(progress) and progress[-1] == 110
+    assert sorted(body for _, _, body in server.requests) == [b"0", b"1", b"2", b"3", b"4"]
+    # kept alive: one connection per poster, plus one if the dropped poster posted again
+    assert server.connections == sum(c.connects for c in connections) in (2, 3)
 
 
 def _check(result: IngestBenchResult, batches: int, batch_size: int) -> None:
