@@ -225,42 +225,36 @@ def test_a_fatal_error_reported_between_requests_replaces_the_producer_before_th
     assert len(factory.made[1].sent) == len(RECORDS)
 
 
-def test_a_refused_record_is_publish_failed_and_keeps_a_healthy_producer() -> None:
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [
+        # produce() refuses the record: nothing of it reaches librdkafka
+        ("produce_error", KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large")),
+        # the broker refuses it: a failed delivery report that is not fatal
+        ("ack_error", KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "denied")),
+    ],
+)
+def test_a_refused_record_is_publish_failed_and_keeps_a_healthy_producer(
+    failure: str, error: KafkaError
+) -> None:
     async def scenario() -> tuple[Factory, Observer, PublishFailed]:
         producer = FakeProducer()
         factory, observer = Factory(producer), Observer()
         publisher = KafkaPublisher(factory, timeout_s=1, observer=observer)
         await publisher.start()
-        producer.produce_error = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "too large")
+        setattr(producer, failure, error)
         with pytest.raises(PublishFailed) as failed:
             await publisher.publish(RECORDS)
-        producer.produce_error = None
+        setattr(producer, failure, None)
         await publisher.publish(RECORDS)
         await publisher.stop()
         return factory, observer, failed.value
 
     factory, observer, failed = asyncio.run(scenario())
-    assert "MSG_SIZE_TOO_LARGE: too large" in failed.message and not failed.timed_out
-    assert len(factory.made) == 1 and observer.errors == ["MSG_SIZE_TOO_LARGE"]
-
-
-def test_a_failed_report_that_is_not_fatal_keeps_the_producer() -> None:
-    async def scenario() -> tuple[Factory, PublishFailed]:
-        producer = FakeProducer()
-        factory = Factory(producer)
-        publisher = KafkaPublisher(factory, timeout_s=1)
-        await publisher.start()
-        producer.ack_error = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "denied")
-        with pytest.raises(PublishFailed) as failed:
-            await publisher.publish(RECORDS)
-        producer.ack_error = None
-        await publisher.publish(RECORDS)
-        await publisher.stop()
-        return factory, failed.value
-
-    factory, failed = asyncio.run(scenario())
-    assert "TOPIC_AUTHORIZATION_FAILED" in failed.message
-    assert len(factory.made) == 1 and len(factory.made[0].sent) == 2 * len(RECORDS)
+    assert f"{error.name()}: {error.str()}" in failed.message and not failed.timed_out
+    assert len(factory.made) == 1 and observer.errors == [error.name()]
+    delivered = len(RECORDS) if failure == "produce_error" else 2 * len(RECORDS)
+    assert len(factory.made[0].sent) == delivered
 
 
 def test_a_full_queue_is_back_pressure_not_a_failure() -> None:
