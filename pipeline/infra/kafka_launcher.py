@@ -64,6 +64,18 @@ def _quiet(_: str) -> None:
     return None
 
 
+def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id as Kafka makes one (``kafka-storage random-uuid``): 16 random bytes in
+    URL-safe base64 without padding, drawn again when the text starts with ``-``. Kafka's own
+    ``Uuid.randomUuid`` does the same: ``kafka-storage format --cluster-id -xyz`` reads the id
+    as an option and fails (one launch in 64 did).
+    """
+    while True:
+        text = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
 class KafkaLauncher:
     """Resolves, starts, reuses and stops the local broker. All paths derive from ``cache_dir``."""
 
@@ -266,7 +278,7 @@ class KafkaLauncher:
     def _format_storage(self, libs: Path, props: Path) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         cmd = [
             self._java(),
             "-cp",

@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.errors import BrokerLaunchError
 from pipeline.infra import kafka_launcher
-from pipeline.infra.kafka_launcher import KafkaLauncher
+from pipeline.infra.kafka_launcher import KafkaLauncher, new_cluster_id
 from pipeline.settings import Settings
 
 
@@ -87,3 +87,11 @@ def test_start_reuse_stop_restart_uses_cached_jars(
         assert restarted.port == first.port  # stable address across restarts when free
     finally:
         launcher.stop()
+
+
+def test_a_cluster_id_never_starts_with_a_dash() -> None:
+    # 0xF8 encodes to "-" first: kafka-storage would read such an id as an option and fail.
+    draws = iter([b"\xf8" + bytes(15), b"\xf8" + bytes(15), b"\x01" * 16])
+    cluster_id = new_cluster_id(lambda: next(draws))
+    assert cluster_id == "AQEBAQEBAQEBAQEBAQEBAQ"
+    assert len(new_cluster_id()) == 22
