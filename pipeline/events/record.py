@@ -183,7 +183,9 @@ def final_form_record(
     invalid one. ``attributes`` may be :data:`NO_ATTRIBUTES` (not given: ``{}``).
     Raises only what orjson raises for strings it cannot write (``TypeError``).
     """
-    if not (
+    # A value check fails on the first sight of a valid integration id or method (they are
+    # learned at run time): learn it and check again; nothing new to learn -> ask the model.
+    while not (
         type(idempotency_key) is str
         and len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH
         and idempotency_key.strip()
@@ -206,24 +208,8 @@ def final_form_record(
         )
         and (latency_ms is None or (type(latency_ms) is int and 0 <= latency_ms <= _MAX))
     ):
-        if _learn(integration_id, method):  # first sight of a valid id or method: check again
-            return final_form_record(
-                idempotency_key,
-                tenant_headers,
-                gateway,
-                integration_id,
-                timestamp,
-                api,
-                route,
-                method,
-                status,
-                request_bytes,
-                response_bytes,
-                latency_ms,
-                consumer,
-                attributes,
-            )
-        return None
+        if not _learn(integration_id, method):
+            return None
     for header in tenant_headers:
         if type(header) is not str:
             return None
