@@ -15,7 +15,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -30,6 +29,7 @@ from pipeline.ingest.server import EdgeHandle, create_edge, ensure_dead_letter_c
 from pipeline.kafka import TopicSpec, ensure_topics
 from pipeline.settings import Settings, TopicNames
 from tests.ingest.test_service import KEYS, RECEIVED, REPO_RULES, calls
+from tests.support.topics import consume
 
 pytestmark = pytest.mark.integration
 
@@ -77,29 +77,6 @@ async def post(
         session.post(edge.ingest_url, data=body, headers=headers) as response,
     ):
         return response.status, response.headers, await response.json()
-
-
-async def consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        deadline = time.monotonic() + 30
-        while len(out) < expected and time.monotonic() < deadline:
-            for messages in (await consumer.getmany(timeout_ms=1000)).values():
-                out.extend(messages)
-        for messages in (await consumer.getmany(timeout_ms=500)).values():
-            out.extend(messages)  # anything beyond what was expected would show up here
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def topic_config(bootstrap: str, topic: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from confluent_kafka import KafkaError, KafkaException
 
 from pipeline.ingest.partitioner import kafka_partition
@@ -20,6 +19,7 @@ from pipeline.ingest.publisher import (
     _Acks,
 )
 from pipeline.kafka import TopicSpec, ensure_topics
+from tests.support.topics import consume
 
 # --- a producer double -----------------------------------------------------------------------
 
@@ -407,7 +407,7 @@ def test_records_reach_kafka_with_headers_on_the_default_partition(
         await publisher.publish(records)
         assert await publisher.connected()
         await publisher.stop()
-        return await _consume(kafka_bootstrap, unique_name, len(records))
+        return await consume(kafka_bootstrap, unique_name, len(records))
 
     messages = asyncio.run(scenario())
     assert len(messages) == 31
@@ -449,7 +449,7 @@ def test_many_concurrent_requests_are_all_acknowledged_in_partition_order(
                 )
         finally:
             await publisher.stop()
-        return await _consume(kafka_bootstrap, unique_name, 3 * requests * per_request)
+        return await consume(kafka_bootstrap, unique_name, 3 * requests * per_request)
 
     messages = asyncio.run(scenario())
     assert len(messages) == 3 * requests * per_request
@@ -461,29 +461,6 @@ def test_many_concurrent_requests_are_all_acknowledged_in_partition_order(
         previous = last.get((message.partition, request), -1)
         assert int(number) > previous
         last[(message.partition, request)] = int(number)
-
-
-async def _consume(bootstrap: str, topic: str, count: int) -> list[Any]:
-    """Up to ``count`` records of ``topic`` from the beginning (stops after 5 s of nothing)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        while len(out) < count:
-            batches = await consumer.getmany(timeout_ms=5000)
-            if not batches:
-                break
-            for messages in batches.values():
-                out.extend(messages)
-    finally:
-        await consumer.stop()
-    return out
 
 
 def test_while_every_broker_is_down_a_request_fails_fast_until_kafka_answers_again() -> None:
