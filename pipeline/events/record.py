@@ -220,25 +220,21 @@ def final_form_record(
     for name, text in attributes.items():
         if type(name) is not str or type(text) is not str:
             return None
-    value = orjson.dumps(
-        {
-            "idempotency_key": idempotency_key,
-            "tenant_headers": tenant_headers,
-            "gateway": gateway,
-            "integration_id": integration_id,
-            # orjson prints a UTC datetime as format_utc does, except that it drops a zero fraction
-            "timestamp": timestamp if timestamp.microsecond else format_utc(timestamp),
-            "api": api,
-            "route": route,
-            "method": method,
-            "status": status,
-            "request_bytes": request_bytes,
-            "response_bytes": response_bytes,
-            "latency_ms": latency_ms,
-            "consumer": consumer,
-            "attributes": attributes,
-        },
-        option=orjson.OPT_UTC_Z,
+    value = record_value(
+        idempotency_key,
+        tenant_headers,
+        gateway,
+        integration_id,
+        timestamp,
+        api,
+        route,
+        method,
+        status,
+        request_bytes,
+        response_bytes,
+        latency_ms,
+        consumer,
+        attributes,
     )
     return _new_record(
         EventRecord,
@@ -260,4 +256,48 @@ def final_form_record(
             idempotency_key.encode(),
             value,
         ),
+    )
+
+
+def record_value(
+    idempotency_key: str,
+    tenant_headers: tuple[str, ...],
+    gateway: Gateway,
+    integration_id: str,
+    timestamp: datetime,
+    api: str | None,
+    route: str | None,
+    method: str | None,
+    status: int | None,
+    request_bytes: int | None,
+    response_bytes: int | None,
+    latency_ms: int | None,
+    consumer: str | None,
+    attributes: dict[str, str],
+) -> bytes:
+    """The Kafka record value (``encode_event``'s bytes) of values already in final form.
+
+    No checks: :func:`final_form_record` checks before it calls this, and the typed fast paths
+    (``pipeline.ingest.decoders.fast``) only pass values they built in final form. Raises only
+    what orjson raises for strings it cannot write (``TypeError``).
+    """
+    return orjson.dumps(
+        {
+            "idempotency_key": idempotency_key,
+            "tenant_headers": tenant_headers,
+            "gateway": gateway,
+            "integration_id": integration_id,
+            # orjson prints a UTC datetime as format_utc does, except that it drops a zero fraction
+            "timestamp": timestamp if timestamp.microsecond else format_utc(timestamp),
+            "api": api,
+            "route": route,
+            "method": method,
+            "status": status,
+            "request_bytes": request_bytes,
+            "response_bytes": response_bytes,
+            "latency_ms": latency_ms,
+            "consumer": consumer,
+            "attributes": attributes,
+        },
+        option=orjson.OPT_UTC_Z,
     )

@@ -96,6 +96,9 @@ class _Edge:
             self.metrics.stage.labels("decode").observe(result.decode_s)
             self.metrics.stage.labels("publish").observe(result.publish_s)
             self.metrics.accepted.labels(integration.id).inc(result.accepted)
+            self.metrics.decoded_batches.labels(
+                integration.id, "typed" if result.fast_path else "general"
+            ).inc()
             if result.rejected:
                 self.metrics.rejected.labels(integration.id, "invalid_event").inc(result.rejected)
             fields.update(accepted=result.accepted, rejected=result.rejected)

@@ -47,6 +47,14 @@ class IngestMetrics:
             ["integration"],
             registry=r,
         )
+        self.decoded_batches = Counter(
+            "pipeline_ingest_batches_decoded_total",
+            "Accepted batches by decoder path: typed (the fast path took every item) or general "
+            "(declined: other shapes, rejected events); mostly general means a plugin sends "
+            "values in a form the fast path does not take (correct, but slower)",
+            ["integration", "path"],
+            registry=r,
+        )
         self.rejected = Counter(
             "pipeline_ingest_rejected_total",
             "Dead-lettered events (invalid_event) and whole bodies (undecodable_body, "

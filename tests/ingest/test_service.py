@@ -151,7 +151,9 @@ def test_native_batch_becomes_event_records_keyed_by_idempotency_key(gateway: Ga
     batch = native_batch(gateway, calls(5, prefix=gateway))
     result = ingest(service, gateway, encode_batch(batch, "lz4"), "lz4")
 
-    assert result == IngestResult(f"{gateway}-prod", 5, 0, [], result.decode_s, result.publish_s)
+    assert result == IngestResult(
+        f"{gateway}-prod", 5, 0, [], result.decode_s, result.publish_s, fast_path=gateway == "kong"
+    )
     assert result.response() == {"accepted": 5, "rejected": 0, "errors": []}
     assert len(publisher.calls) == 1  # one publish (one wait for acks) per request
     expected = decode_items(batch, DecoderContext(f"{gateway}-prod", gateway, {}))

@@ -1,0 +1,220 @@
+"""Kong's fast path (contract: :mod:`pipeline.ingest.decoders.fast`; mapping:
+:mod:`pipeline.ingest.decoders.kong`).
+
+Takes what the http-log plugin sends: ``request.id``, ``started_at`` as epoch milliseconds,
+``service.name``, the route's single path (or ``request.uri`` without a scheme), sizes as digit
+strings or numbers, header values as strings or arrays of strings. Declines an older Kong
+without ``request.id``, a regex route without ``request.uri``, and every value the general
+decoder would have to convert or reject.
+"""
+
+from __future__ import annotations
+
+from msgspec import Raw, Struct
+from msgspec.json import Decoder
+
+from pipeline.events import MAX_EVENT_INTEGER, MAX_IDEMPOTENCY_KEY_LENGTH
+from pipeline.events.record import record_value
+from pipeline.events.timestamps import END_EPOCH_MILLIS, EPOCH, MILLISECOND, MIN_EPOCH_MILLIS
+from pipeline.ingest.decoders.context import DecoderContext
+from pipeline.ingest.decoders.fields import matching_keys
+from pipeline.ingest.decoders.kong import TENANT_HEADER
+
+_Size = str | int | None
+_Extra = str | int | None
+
+
+class _Request(Struct, gc=False):
+    id: str | None = None
+    method: str | None = None
+    headers: dict[str, str | list[str]] | None = None
+    size: _Size = None
+    uri: str | None = None
+
+
+class _Response(Struct, gc=False):
+    status: int | None = None
+    size: _Size = None
+
+
+class _Service(Struct, gc=False):
+    name: str | None = None
+
+
+class _Route(Struct, gc=False):
+    name: _Extra = None
+    paths: list[str] | None = None
+
+
+class _Consumer(Struct, gc=False):
+    username: str | None = None
+    id: str | None = None
+
+
+class _Entity(Struct, gc=False):
+    id: str | None = None
+
+
+class _Latencies(Struct, gc=False):
+    request: int | None = None
+    kong: _Extra = None
+    proxy: _Extra = None
+
+
+class _Log(Struct, gc=False):
+    request: _Request | None = None
+    response: _Response | None = None
+    service: _Service | None = None
+    route: _Route | None = None
+    consumer: _Consumer | None = None
+    authenticated_entity: _Entity | None = None
+    latencies: _Latencies | None = None
+    started_at: int | None = None
+    workspace_name: _Extra = None
+    upstream_status: _Extra = None
+    # present in a canonical event: such an item is decoded as one by the general path
+    idempotency_key: Raw = Raw()
+    timestamp: Raw = Raw()
+
+
+_BATCH = Decoder(list[_Log])
+_WANTED = TENANT_HEADER.casefold()
+_NO_REQUEST = _Request()
+_NO_RESPONSE = _Response()
+_NO_ROUTE = _Route()
+_NO_LATENCIES = _Latencies()
+_DECLINE = -1
+
+
+def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] | None:
+    """See :func:`pipeline.ingest.decoders.fast.fast_records`."""
+    gateway, integration_id = ctx.gateway, ctx.integration_id
+    records = []
+    for log in _BATCH.decode(data):
+        if log.idempotency_key or log.timestamp:
+            return None
+        request = log.request or _NO_REQUEST
+        response = log.response or _NO_RESPONSE
+        route = log.route or _NO_ROUTE
+        latencies = log.latencies or _NO_LATENCIES
+
+        key = request.id
+        if key is None:
+            return None
+        key = key.strip()
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+            return None
+
+        tenant_headers: tuple[str, ...] = ()
+        headers = request.headers
+        if headers:
+            found: list[str] = []
+            for name in matching_keys(headers, _WANTED):
+                sent = headers[name]
+                for text in (sent,) if type(sent) is str else sent:
+                    if text := text.strip():
+                        found.append(text)
+            tenant_headers = tuple(found)
+
+        millis = log.started_at
+        if millis is None or not MIN_EPOCH_MILLIS <= millis < END_EPOCH_MILLIS:
+            return None
+
+        service = log.service
+        api = None if service is None or service.name is None else service.name.strip()
+        if not api:
+            return None
+
+        path = _route_path(route, request)
+        if path is None:
+            return None
+
+        method = request.method
+        if method is not None:
+            if not (len(method) <= 32 and method.isalpha() and method.isascii()):
+                return None
+            method = method.upper()
+
+        status = response.status
+        if status is not None and not 100 <= status <= 599:
+            return None
+        request_bytes = _size(request.size)
+        response_bytes = _size(response.size)
+        if request_bytes == _DECLINE or response_bytes == _DECLINE:
+            return None
+        latency = latencies.request
+        if latency is not None and not 0 <= latency <= MAX_EVENT_INTEGER:
+            return None
+
+        consumer = log.consumer
+        entity = log.authenticated_entity
+        who = None
+        for candidate in (
+            None if consumer is None else consumer.username,
+            None if consumer is None else consumer.id,
+            None if entity is None else entity.id,
+        ):
+            if candidate is not None and (who := candidate.strip()):
+                break
+        else:
+            who = None
+
+        attributes = {}
+        for name, extra in (
+            ("route.name", route.name),
+            ("latencies.kong", latencies.kong),
+            ("latencies.proxy", latencies.proxy),
+            ("workspace_name", log.workspace_name),
+            ("upstream_status", log.upstream_status),
+        ):
+            if type(extra) is str:
+                if extra:
+                    attributes[name] = extra
+            elif extra is not None:
+                attributes[name] = str(extra)
+
+        value = record_value(
+            key,
+            tenant_headers,
+            gateway,
+            integration_id,
+            EPOCH + MILLISECOND * millis,
+            api,
+            path,
+            method,
+            status,
+            request_bytes,
+            response_bytes,
+            latency,
+            who,
+            attributes,
+        )
+        records.append((key.encode(), value))
+    return records
+
+
+def _route_path(route: _Route, request: _Request) -> str | None:
+    """The route's single non-regex path, else the path of a scheme-less ``request.uri``."""
+    paths = route.paths
+    if paths is not None and len(paths) == 1:
+        path = paths[0].strip()
+        if path and not path.startswith("~"):
+            return path
+    uri = request.uri
+    if uri is None:
+        return None
+    text = uri.strip()
+    if "://" in text:
+        return None
+    return text.split("?", 1)[0].split("#", 1)[0] or None
+
+
+def _size(value: str | int | None) -> int | None:
+    """A size in final form (nginx sends digit strings), or :data:`_DECLINE`."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if len(value) <= 18 and value.isdigit() and value.isascii():
+            return int(value)
+        return _DECLINE
+    return value if 0 <= value <= MAX_EVENT_INTEGER else _DECLINE
