@@ -17,7 +17,15 @@ from pipeline.events import MAX_EVENT_INTEGER, MAX_IDEMPOTENCY_KEY_LENGTH
 from pipeline.events.record import record_value
 from pipeline.events.timestamps import END_EPOCH_MILLIS, EPOCH, MILLISECOND, MIN_EPOCH_MILLIS
 from pipeline.ingest.decoders.context import DecoderContext
-from pipeline.ingest.decoders.fields import matching_keys
+from pipeline.ingest.decoders.fast import values
+from pipeline.ingest.decoders.fast.values import (
+    DECLINE,
+    DECLINE_TEXT,
+    count,
+    extras,
+    first_text,
+    header_texts,
+)
 from pipeline.ingest.decoders.kong import TENANT_HEADER
 
 _Size = str | int | None
@@ -83,7 +91,7 @@ _NO_REQUEST = _Request()
 _NO_RESPONSE = _Response()
 _NO_ROUTE = _Route()
 _NO_LATENCIES = _Latencies()
-_DECLINE = -1
+_NO_CONSUMER = _Consumer()
 
 
 def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] | None:
@@ -105,16 +113,7 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
         if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
             return None
 
-        tenant_headers: tuple[str, ...] = ()
-        headers = request.headers
-        if headers:
-            found: list[str] = []
-            for name in matching_keys(headers, _WANTED):
-                sent = headers[name]
-                for text in (sent,) if type(sent) is str else sent:
-                    if text := text.strip():
-                        found.append(text)
-            tenant_headers = tuple(found)
+        tenant_headers = header_texts(request.headers, _WANTED)
 
         millis = log.started_at
         if millis is None or not MIN_EPOCH_MILLIS <= millis < END_EPOCH_MILLIS:
@@ -129,49 +128,33 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
         if path is None:
             return None
 
-        method = request.method
-        if method is not None:
-            if not (len(method) <= 32 and method.isalpha() and method.isascii()):
-                return None
-            method = method.upper()
+        method = values.method(request.method)
+        if method is DECLINE_TEXT:
+            return None
 
         status = response.status
         if status is not None and not 100 <= status <= 599:
             return None
-        request_bytes = _size(request.size)
-        response_bytes = _size(response.size)
-        if request_bytes == _DECLINE or response_bytes == _DECLINE:
+        request_bytes = count(request.size)
+        response_bytes = count(response.size)
+        if request_bytes == DECLINE or response_bytes == DECLINE:
             return None
         latency = latencies.request
         if latency is not None and not 0 <= latency <= MAX_EVENT_INTEGER:
             return None
 
-        consumer = log.consumer
+        consumer = log.consumer or _NO_CONSUMER
         entity = log.authenticated_entity
-        who = None
-        for candidate in (
-            None if consumer is None else consumer.username,
-            None if consumer is None else consumer.id,
-            None if entity is None else entity.id,
-        ):
-            if candidate is not None and (who := candidate.strip()):
-                break
-        else:
-            who = None
-
-        attributes = {}
-        for name, extra in (
-            ("route.name", route.name),
-            ("latencies.kong", latencies.kong),
-            ("latencies.proxy", latencies.proxy),
-            ("workspace_name", log.workspace_name),
-            ("upstream_status", log.upstream_status),
-        ):
-            if type(extra) is str:
-                if extra:
-                    attributes[name] = extra
-            elif extra is not None:
-                attributes[name] = str(extra)
+        who = first_text(consumer.username, consumer.id, None if entity is None else entity.id)
+        attributes = extras(
+            (
+                ("route.name", route.name),
+                ("latencies.kong", latencies.kong),
+                ("latencies.proxy", latencies.proxy),
+                ("workspace_name", log.workspace_name),
+                ("upstream_status", log.upstream_status),
+            )
+        )
 
         value = record_value(
             key,
@@ -207,14 +190,3 @@ def _route_path(route: _Route, request: _Request) -> str | None:
     if "://" in text:
         return None
     return text.split("?", 1)[0].split("#", 1)[0] or None
-
-
-def _size(value: str | int | None) -> int | None:
-    """A size in final form (nginx sends digit strings), or :data:`_DECLINE`."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if len(value) <= 18 and value.isdigit() and value.isascii():
-            return int(value)
-        return _DECLINE
-    return value if 0 <= value <= MAX_EVENT_INTEGER else _DECLINE
