@@ -20,11 +20,14 @@ The contract, the same for every gateway (``FastPath``):
 * When it does not decline, the result is exactly what the general path gives for that body:
   every item accepted, the same keys and byte-identical values. ``tests/ingest/decoders/fast``
   checks this on generated, mutated and arbitrary payloads for each gateway.
-* One deliberate difference: the general path refuses a body nested more than 254 levels deep
-  anywhere, because it could not dead-letter such items (orjson writes at most 254 levels). A
-  batch the fast path takes whole has nothing to dead-letter, so a deep value in a field no
-  decoder reads does not matter to it (msgspec itself refuses values nested beyond ~1,000
-  levels, which declines).
+* Two deliberate differences, both limits of orjson rather than faults of the input, in fields
+  no decoder reads: a value nested more than 254 levels deep (the general path refuses the
+  body because it could not dead-letter such items; orjson writes at most 254 levels) and a
+  number beyond a double's range (valid JSON that orjson cannot read). A batch the fast path
+  takes whole has nothing to dead-letter and never reads those fields. msgspec itself refuses
+  values nested beyond ~1,000 levels, which declines.
+* msgspec checks the syntax of the fields it skips as orjson does, except the UTF-8 of skipped
+  strings: :func:`invalid_utf8` checks the whole body first.
 
 Rejections, dead letters and reasons therefore always come from the general path.
 """
@@ -55,9 +58,20 @@ def fast_records(data: bytes, ctx: DecoderContext) -> KafkaRecords | None:
 
     Never raises: anything unexpected declines.
     """
-    if not ctx.integration_id.strip():
+    if not ctx.integration_id.strip() or invalid_utf8(data):
         return None
     try:
         return FAST_PATHS[ctx.gateway](data, ctx)
     except Exception:  # msgspec's decode errors, a string orjson cannot write, a bug: decline
         return None
+
+
+def invalid_utf8(data: bytes) -> bool:
+    """True if ``data`` is not UTF-8 (msgspec does not check the strings it skips; orjson does)."""
+    if data.isascii():
+        return False
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return True
+    return False
