@@ -21,6 +21,7 @@ from pipeline.ingest.decoders.fast import values
 from pipeline.ingest.decoders.fast.values import (
     DECLINE,
     DECLINE_TEXT,
+    JsonInt,
     count,
     extras,
     first_text,
@@ -29,7 +30,7 @@ from pipeline.ingest.decoders.fast.values import (
 from pipeline.ingest.decoders.kong import TENANT_HEADER
 
 _Size = str | int | None
-_Extra = str | int | None
+_Extra = str | JsonInt | None
 
 
 class _Request(Struct, gc=False):

@@ -8,12 +8,17 @@ latency) tells the caller to decline the batch.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Annotated, Final
+
+from msgspec import Meta
 
 from pipeline.events import MAX_EVENT_INTEGER
 from pipeline.ingest.decoders.fields import matching_keys
 
 DECLINE: Final = -1
+JsonInt = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+"""An integer both parsers read as ``int`` (orjson reads one beyond 64 bits as a float, msgspec
+as an int); msgspec checks the range in C. For values used as text (attributes)."""
 _FAST_DIGITS: Final = 18
 
 
@@ -64,7 +69,8 @@ DECLINE_TEXT: Final = "\x00decline"
 
 def extras(pairs: tuple[tuple[str, str | int | None], ...]) -> dict[str, str]:
     """Attributes as :func:`~pipeline.ingest.decoders.fields.extras` gives them for strings
-    (kept as sent when not empty) and whole numbers (their decimal text)."""
+    (kept as sent when not empty) and whole numbers (their decimal text; type them
+    :data:`JsonInt`)."""
     out: dict[str, str] = {}
     for name, value in pairs:
         if type(value) is str:
