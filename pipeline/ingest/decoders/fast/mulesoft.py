@@ -1,10 +1,204 @@
-"""Mulesoft's fast path: not written yet, every batch is declined (general path)."""
+"""MuleSoft's fast path (contract: :mod:`pipeline.ingest.decoders.fast`; mapping:
+:mod:`pipeline.ingest.decoders.mulesoft`).
+
+Takes what the Anypoint plugin sends: a flat event whose keys are all known (the plugin's and
+``Violated Policy Name``), ``Message ID``, ``Timestamp`` as an ISO-8601 string (Anypoint's
+``2026-01-15T10:00:00.123Z`` read inline as ``parse_iso8601``'s fast path reads it, any other
+form by ``parse_iso8601`` itself), ``API ID`` and ``API Version ID`` as a string or a number,
+sizes and ``Response Time`` as numbers (``-1`` = unknown), ``Status Code`` as a number, header
+values as strings or arrays of strings.
+
+Declines an unknown key (a canonical event, a name in another case, a field the plugin does not
+send: nothing outside the typed fields is skipped unchecked), a size, latency or status sent as
+a string, an integer orjson would read as a float (beyond 64 bits), a URL as ``Resource Path``
+and every value the general decoder would have to convert or reject.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Final
+
+from msgspec import Struct, field
+from msgspec.json import Decoder
+
+from pipeline.events import MAX_EVENT_INTEGER, MAX_IDEMPOTENCY_KEY_LENGTH, InvalidTimestamp
+from pipeline.events.record import record_value
+from pipeline.events.timestamps import EARLIEST_YEAR, LATEST_YEAR, parse_iso8601
 from pipeline.ingest.decoders.context import DecoderContext
+from pipeline.ingest.decoders.fast import values
+from pipeline.ingest.decoders.fast.values import DECLINE_TEXT, extras, header_texts
+from pipeline.ingest.decoders.mulesoft import EXTRA_FIELDS, TENANT_HEADER, UNKNOWN_SIZE
+
+_Text = str | None
+_TextOrNumber = str | int | None
+_Number = int | None
+
+_MIN_JSON_INT: Final = -(2**63)
+_MAX_JSON_INT: Final = 2**64 - 1
+"""orjson (the general path) reads integers in this range as ``int``, larger ones as ``float``."""
+(_UNKNOWN,) = UNKNOWN_SIZE
+_UNKNOWN_LATENCY: Final = -1
+"""``as_latency``'s default ``unknown`` marker (the general decoder does not override it)."""
+
+
+class _Event(Struct, gc=False, forbid_unknown_fields=True):
+    message_id: _Text = field(default=None, name="Message ID")
+    timestamp: _Text = field(default=None, name="Timestamp")
+    api_id: _TextOrNumber = field(default=None, name="API ID")
+    resource_path: _Text = field(default=None, name="Resource Path")
+    verb: _Text = field(default=None, name="Verb")
+    status: _Number = field(default=None, name="Status Code")
+    request_size: _Number = field(default=None, name="Request Size")
+    response_size: _Number = field(default=None, name="Response Size")
+    response_time: _Number = field(default=None, name="Response Time")
+    application: _Text = field(default=None, name="Application")
+    headers: dict[str, str | list[str]] | None = None
+    # attributes (EXTRA_FIELDS)
+    api_version_id: _TextOrNumber = field(default=None, name="API Version ID")
+    api_name: _Text = field(default=None, name="API Name")
+    api_version_name: _Text = field(default=None, name="API Version Name")
+    application_name: _Text = field(default=None, name="Application Name")
+    request_outcome: _Text = field(default=None, name="Request Outcome")
+    violated_policy_name: _Text = field(default=None, name="Violated Policy Name")
+    # sent by the plugin, not read: declared so that it is checked, not skipped
+    client_ip: _Text = field(default=None, name="Client IP")
+
+
+_BATCH = Decoder(list[_Event])
+_WANTED = TENANT_HEADER.casefold()
+_MILLIS_Z_LENGTH: Final = len("2026-01-15T10:00:00.123Z")
+_from_iso = datetime.fromisoformat
+_FIRST: Final = datetime(EARLIEST_YEAR, 1, 1, tzinfo=UTC)
+_END: Final = datetime(LATEST_YEAR + 1, 1, 1, tzinfo=UTC)
+
+# Values seen before, each with what it gives (bounded: a flood of odd values only stops the
+# remembering, or starts it over): plugins send the same verbs and the same attribute values
+# (the API's name and version, the application's name) event after event.
+_KNOWN_LIMIT: Final = 1024
+_METHODS: dict[str, str] = {}
+"""``Verb`` as sent -> :func:`values.method` of it (never DECLINE_TEXT)."""
+_ATTRIBUTES: dict[tuple[str | int | None, ...], dict[str, str]] = {}
+"""The attribute values as sent (EXTRA_FIELDS' order) -> :func:`values.extras` of them. The
+dicts are shared by the records that use them: ``record_value`` only reads them."""
 
 
 def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] | None:
     """See :func:`pipeline.ingest.decoders.fast.fast_records`."""
-    return None
+    gateway, integration_id = ctx.gateway, ctx.integration_id
+    records = []
+    for event in _BATCH.decode(data):
+        key = event.message_id
+        if key is None:
+            return None
+        key = key.strip()
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+            return None
+
+        tenant_headers = header_texts(event.headers, _WANTED)
+
+        sent = event.timestamp
+        if sent is None:
+            return None
+        if (
+            len(sent) == _MILLIS_Z_LENGTH
+            and sent[4:20:3] == "--T::."
+            and sent[23] == "Z"
+            and sent.isascii()
+            and sent[20:23].isdigit()
+        ):
+            # Anypoint's form: what parse_iso8601's own fast path does for it, inlined
+            timestamp = _from_iso(sent)
+            if not _FIRST <= timestamp < _END:
+                return None
+        else:
+            try:
+                timestamp = parse_iso8601(sent)
+            except InvalidTimestamp:
+                return None
+
+        api_id = event.api_id
+        if isinstance(api_id, int):
+            if not _MIN_JSON_INT <= api_id <= _MAX_JSON_INT:
+                return None
+            api: str | None = str(api_id)
+        else:
+            api = None if api_id is None else api_id.strip() or None
+
+        route = event.resource_path
+        if route is not None:
+            route = route.strip()
+            if "://" in route:
+                return None
+            if "?" in route or "#" in route:
+                route = route.split("?", 1)[0].split("#", 1)[0]
+            route = route or None
+
+        verb = event.verb
+        method = None if verb is None else _METHODS.get(verb)
+        if method is None and verb is not None:
+            method = values.method(verb)
+            if method is None or method is DECLINE_TEXT:
+                return None
+            if len(_METHODS) < _KNOWN_LIMIT:
+                _METHODS[verb] = method
+
+        status = event.status
+        if status is not None and not 100 <= status <= 599:
+            return None
+        request_bytes = event.request_size
+        if request_bytes is not None and not 0 <= request_bytes <= MAX_EVENT_INTEGER:
+            if request_bytes != _UNKNOWN:
+                return None
+            request_bytes = None
+        response_bytes = event.response_size
+        if response_bytes is not None and not 0 <= response_bytes <= MAX_EVENT_INTEGER:
+            if response_bytes != _UNKNOWN:
+                return None
+            response_bytes = None
+        latency = event.response_time
+        if latency is not None and not 0 <= latency <= MAX_EVENT_INTEGER:
+            if latency != _UNKNOWN_LATENCY:
+                return None
+            latency = None
+
+        consumer = event.application
+        if consumer is not None:
+            consumer = consumer.strip() or None
+
+        version_id = event.api_version_id
+        if type(version_id) is int and not _MIN_JSON_INT <= version_id <= _MAX_JSON_INT:
+            return None
+        sent_extras = (
+            version_id,
+            event.api_name,
+            event.api_version_name,
+            event.application_name,
+            event.request_outcome,
+            event.violated_policy_name,
+        )
+        attributes = _ATTRIBUTES.get(sent_extras)
+        if attributes is None:
+            attributes = extras(tuple(zip(EXTRA_FIELDS, sent_extras, strict=True)))
+            if len(_ATTRIBUTES) >= _KNOWN_LIMIT:
+                _ATTRIBUTES.clear()
+            _ATTRIBUTES[sent_extras] = attributes
+
+        value = record_value(
+            key,
+            tenant_headers,
+            gateway,
+            integration_id,
+            timestamp,
+            api,
+            route,
+            method,
+            status,
+            request_bytes,
+            response_bytes,
+            latency,
+            consumer,
+            attributes,
+        )
+        records.append((key.encode(), value))
+    return records
