@@ -41,7 +41,7 @@ from tests.ingest.decoders.test_dispatch import json_values
 
 ORJSON_LIMITS = ("nested too deeply", "number is infinity when parsed as double")
 """The general path's refusals the fast path does not share (see its module doc)."""
-NOT_YET = {"aws", "azure"}
+NOT_YET = {"aws"}
 """Gateways whose fast path is still the declining stub."""
 TAKEN = [
     pytest.param(g, marks=pytest.mark.xfail(strict=True, reason="stub")) if g in NOT_YET else g
