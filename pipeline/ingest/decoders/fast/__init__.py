@@ -39,6 +39,7 @@ from collections.abc import Callable
 from pipeline.events import Gateway
 from pipeline.ingest.decoders.context import DecoderContext
 from pipeline.ingest.decoders.fast import apigee, aws, azure, kong, mulesoft
+from pipeline.ingest.decoders.fast.values import invalid_utf8
 
 KafkaRecords = list[tuple[bytes, bytes]]
 """``(key, value)`` of each event: the idempotency key (UTF-8) and the canonical event JSON."""
@@ -64,14 +65,3 @@ def fast_records(data: bytes, ctx: DecoderContext) -> KafkaRecords | None:
         return FAST_PATHS[ctx.gateway](data, ctx)
     except Exception:  # msgspec's decode errors, a string orjson cannot write, a bug: decline
         return None
-
-
-def invalid_utf8(data: bytes) -> bool:
-    """True if ``data`` is not UTF-8 (msgspec does not check the strings it skips; orjson does)."""
-    if data.isascii():
-        return False
-    try:
-        data.decode()
-    except UnicodeDecodeError:
-        return True
-    return False

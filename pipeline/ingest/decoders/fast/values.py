@@ -79,3 +79,15 @@ def extras(pairs: tuple[tuple[str, str | int | None], ...]) -> dict[str, str]:
         elif value is not None:
             out[name] = str(value)
     return out
+
+
+def invalid_utf8(data: bytes) -> bool:
+    """True if ``data`` is not UTF-8: msgspec does not check the strings it skips, orjson (the
+    general path) refuses the whole document."""
+    if data.isascii():
+        return False
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return True
+    return False

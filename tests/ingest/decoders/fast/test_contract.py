@@ -41,12 +41,6 @@ from tests.ingest.decoders.test_dispatch import json_values
 
 ORJSON_LIMITS = ("nested too deeply", "number is infinity when parsed as double")
 """The general path's refusals the fast path does not share (see its module doc)."""
-NOT_YET = {"aws"}
-"""Gateways whose fast path is still the declining stub."""
-TAKEN = [
-    pytest.param(g, marks=pytest.mark.xfail(strict=True, reason="stub")) if g in NOT_YET else g
-    for g in GATEWAYS
-]
 
 
 def general_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] | str:
@@ -107,13 +101,13 @@ def plain_calls(count: int, gateway: Gateway) -> list[samples.SampleCall]:
 # --- the plugins' plain batches take the fast path ---------------------------------------------
 
 
-@pytest.mark.parametrize("gateway", TAKEN)
+@pytest.mark.parametrize("gateway", GATEWAYS)
 def test_plain_plugin_batches_take_the_fast_path(gateway: Gateway) -> None:
     items = samples.native_batch(gateway, plain_calls(12, gateway))
     assert check_items(items, gateway), "the fast path declined a plain plugin batch"
 
 
-@pytest.mark.parametrize("gateway", TAKEN)
+@pytest.mark.parametrize("gateway", GATEWAYS)
 def test_the_bench_batches_take_the_fast_path(gateway: Gateway) -> None:
     catalog = load_catalog(load_settings().rules_dir)
     plugins = [p for p in dev_plugins(catalog) if p.integration.gateway == gateway]
@@ -151,7 +145,7 @@ def test_a_blank_integration_id_is_declined(gateway: Gateway) -> None:
     assert fast_records(orjson.dumps(items), DecoderContext(" ", gateway)) is None
 
 
-@pytest.mark.parametrize("gateway", TAKEN)
+@pytest.mark.parametrize("gateway", GATEWAYS)
 def test_an_empty_array_is_no_records(gateway: Gateway) -> None:
     assert check(b"[]", context(gateway))
 
