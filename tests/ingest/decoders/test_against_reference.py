@@ -155,6 +155,16 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
+def with_values_replaced(item: Any, data: st.DataObject) -> Any:
+    """``item`` with one to three values anywhere replaced by :data:`odd_values` (in place)."""
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        paths = _paths(item)
+        if paths:
+            value = copy.deepcopy(data.draw(odd_values))  # sampled constants must stay intact
+            _replace(item, data.draw(st.sampled_from(paths)), value)
+    return item
+
+
 def _replace(root: Any, path: tuple[Any, ...], value: Any) -> None:
     node = root
     for step in path[:-1]:
@@ -172,12 +182,7 @@ def _replace(root: Any, path: tuple[Any, ...], value: Any) -> None:
 def test_payloads_with_one_value_replaced(
     gateway: Gateway, call: samples.SampleCall, form: str, data: st.DataObject
 ) -> None:
-    item = _payload(gateway, call, form)
-    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
-        paths = _paths(item)
-        if paths:
-            value = copy.deepcopy(data.draw(odd_values))  # sampled constants must stay intact
-            _replace(item, data.draw(st.sampled_from(paths)), value)
+    item = with_values_replaced(_payload(gateway, call, form), data)
     items = as_received([item])
     if items is not None:
         assert_same(items, gateway)

@@ -17,7 +17,6 @@ from __future__ import annotations
 from msgspec import Struct, field
 from msgspec.json import Decoder
 
-from pipeline.events import MAX_IDEMPOTENCY_KEY_LENGTH
 from pipeline.events.record import record_value
 from pipeline.events.timestamps import END_EPOCH_MILLIS, EPOCH, MILLISECOND, MIN_EPOCH_MILLIS
 from pipeline.ingest.decoders.apigee import END, EXTRA_VARIABLES, START, TENANT_VARIABLE
@@ -30,6 +29,7 @@ from pipeline.ingest.decoders.fast.values import (
     count,
     extras,
     first_text,
+    idempotency_key,
 )
 
 _Number = str | int | None
@@ -87,11 +87,8 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
         if not MIN_EPOCH_MILLIS <= start < END_EPOCH_MILLIS:
             return None
 
-        key = v.messageid
+        key = idempotency_key(v.messageid)
         if key is None:
-            return None
-        key = key.strip()
-        if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
             return None
 
         tenant = v.tenant

@@ -23,7 +23,7 @@ import orjson
 from msgspec import Struct
 from msgspec.json import Decoder
 
-from pipeline.events import MAX_EVENT_INTEGER, MAX_IDEMPOTENCY_KEY_LENGTH
+from pipeline.events import MAX_EVENT_INTEGER
 from pipeline.events.record import record_value
 from pipeline.events.timestamps import EARLIEST_YEAR, LATEST_YEAR, parse_iso8601
 from pipeline.ingest.decoders.azure import TENANT_HEADER
@@ -36,6 +36,7 @@ from pipeline.ingest.decoders.fast.values import (
     count,
     extras,
     header_texts,
+    idempotency_key,
 )
 from pipeline.ingest.decoders.fields import header_values, matching_keys, url_path
 
@@ -89,11 +90,8 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
     routes = _ROUTES
     records = []
     for item in _BATCH.decode(data):
-        key = item.CorrelationId
+        key = idempotency_key(item.CorrelationId)
         if key is None:
-            return None
-        key = key.strip()
-        if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
             return None
 
         text = item.TimeGenerated

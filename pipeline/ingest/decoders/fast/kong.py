@@ -13,7 +13,7 @@ from __future__ import annotations
 from msgspec import Raw, Struct
 from msgspec.json import Decoder
 
-from pipeline.events import MAX_EVENT_INTEGER, MAX_IDEMPOTENCY_KEY_LENGTH
+from pipeline.events import MAX_EVENT_INTEGER
 from pipeline.events.record import record_value
 from pipeline.events.timestamps import END_EPOCH_MILLIS, EPOCH, MILLISECOND, MIN_EPOCH_MILLIS
 from pipeline.ingest.decoders.context import DecoderContext
@@ -26,6 +26,7 @@ from pipeline.ingest.decoders.fast.values import (
     extras,
     first_text,
     header_texts,
+    idempotency_key,
 )
 from pipeline.ingest.decoders.kong import TENANT_HEADER
 
@@ -107,11 +108,8 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
         route = log.route or _NO_ROUTE
         latencies = log.latencies or _NO_LATENCIES
 
-        key = request.id
+        key = idempotency_key(request.id)
         if key is None:
-            return None
-        key = key.strip()
-        if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
             return None
 
         tenant_headers = header_texts(request.headers, _WANTED)

@@ -22,12 +22,12 @@ from typing import Final
 from msgspec import Struct, field
 from msgspec.json import Decoder
 
-from pipeline.events import MAX_EVENT_INTEGER, MAX_IDEMPOTENCY_KEY_LENGTH, InvalidTimestamp
+from pipeline.events import MAX_EVENT_INTEGER, InvalidTimestamp
 from pipeline.events.record import record_value
 from pipeline.events.timestamps import EARLIEST_YEAR, LATEST_YEAR, parse_iso8601
 from pipeline.ingest.decoders.context import DecoderContext
 from pipeline.ingest.decoders.fast import values
-from pipeline.ingest.decoders.fast.values import DECLINE_TEXT, extras, header_texts
+from pipeline.ingest.decoders.fast.values import DECLINE_TEXT, extras, header_texts, idempotency_key
 from pipeline.ingest.decoders.mulesoft import EXTRA_FIELDS, TENANT_HEADER, UNKNOWN_SIZE
 
 _Text = str | None
@@ -88,11 +88,8 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
     gateway, integration_id = ctx.gateway, ctx.integration_id
     records = []
     for event in _BATCH.decode(data):
-        key = event.message_id
+        key = idempotency_key(event.message_id)
         if key is None:
-            return None
-        key = key.strip()
-        if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
             return None
 
         tenant_headers = header_texts(event.headers, _WANTED)

@@ -12,7 +12,7 @@ from typing import Annotated, Final
 
 from msgspec import Meta
 
-from pipeline.events import MAX_EVENT_INTEGER
+from pipeline.events import MAX_EVENT_INTEGER, MAX_IDEMPOTENCY_KEY_LENGTH
 from pipeline.ingest.decoders.fields import matching_keys
 
 DECLINE: Final = -1
@@ -20,6 +20,14 @@ JsonInt = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 """An integer both parsers read as ``int`` (orjson reads one beyond 64 bits as a float, msgspec
 as an int); msgspec checks the range in C. For values used as text (attributes)."""
 _FAST_DIGITS: Final = 18
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """The key as ``as_key`` reads a string (trimmed, 1..512 characters); ``None``: decline."""
+    if value is None:
+        return None
+    key = value.strip()
+    return key if key and len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH else None
 
 
 def count(value: str | int | None) -> int | None:

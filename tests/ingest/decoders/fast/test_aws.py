@@ -23,30 +23,14 @@ from pipeline.ingest.decoders.context import DecoderContext
 from pipeline.ingest.decoders.fast import fast_records
 from tests.ingest.decoders.fast.test_contract import check, general_records
 from tests.ingest.decoders.test_against_reference import context
+from tests.ingest.decoders.test_aws import ACCESS_LOG
 
 CTX = context("aws")  # api key a1b2c3d4e5 -> acme, k9x8w7v6u5 -> initech
 TIME = 1768471200123
 LINE: dict[str, Any] = {
-    "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-    "extendedRequestId": "Ab1CdEfGhIjKlMn=",
-    "ip": "203.0.113.10",
-    "caller": "-",
-    "user": "-",
-    "requestTime": "15/Jan/2026:10:00:00 +0000",
+    **ACCESS_LOG,
     "requestTimeEpoch": str(TIME),
-    "httpMethod": "POST",
-    "resourcePath": "/v1/payments/{id}/capture",
-    "path": "/prod/v1/payments/ch_123/capture",
-    "status": "201",
-    "protocol": "HTTP/1.1",
-    "responseLength": "1450",
-    "responseLatency": "45",
-    "integrationLatency": "38",
-    "apiId": "h7k2p9q4xa",
-    "stage": "prod",
-    "identity.apiKeyId": "k9x8w7v6u5",
     "authorizer.tenantId": "globex",
-    "authorizer.principalId": "user-17",
 }
 DROP: Any = object()
 """A change that removes the key."""

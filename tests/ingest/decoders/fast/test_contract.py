@@ -9,7 +9,6 @@ must take the fast path (a fast path that declines everything would pass the res
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,13 +28,11 @@ from pipeline.ingest.errors import UndecodableBody
 from pipeline.settings import load_settings
 from tests.ingest.decoders.test_against_reference import (
     CHECKS,
-    _paths,
     _payload,
-    _replace,
     calls,
     context,
-    odd_values,
     recased,
+    with_values_replaced,
 )
 from tests.ingest.decoders.test_dispatch import json_values
 
@@ -169,12 +166,7 @@ def test_generated_batches(gateway: Gateway, batch: list[samples.SampleCall]) ->
 def test_payloads_with_values_replaced(
     gateway: Gateway, call: samples.SampleCall, form: str, data: st.DataObject
 ) -> None:
-    item = _payload(gateway, call, form)
-    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
-        paths = _paths(item)
-        if paths:
-            value = copy.deepcopy(data.draw(odd_values))
-            _replace(item, data.draw(st.sampled_from(paths)), value)
+    item = with_values_replaced(_payload(gateway, call, form), data)
     plain = samples.native_batch(gateway, plain_calls(2, gateway))
     check_items([*plain, item], gateway)
 
