@@ -12,7 +12,9 @@ socket and alone chooses status codes). Its outcomes:
 Records (SPEC section 2):
 
 * event -> events topic, key = the idempotency key (UTF-8), value = :func:`encode_event`'s
-  bytes (built by the decoders with :func:`~pipeline.events.encode_record`, no re-encoding).
+  bytes: for a batch of plain native events built by the typed fast path
+  (:mod:`pipeline.ingest.decoders.fast`), else by the decoders with
+  :func:`~pipeline.events.encode_record`; the same bytes either way, no re-encoding.
   Keying by the idempotency key puts every copy of one event on one partition, which is where
   the stream worker keeps the dedup state for that key; dedup is by (tenant, key), a finer key
   within the same partition, so the worker never needs to repartition.

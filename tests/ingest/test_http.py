@@ -236,19 +236,23 @@ def test_metrics_count_requests_events_rejections_latency_and_bytes() -> None:
         await client.post("/v1/ingest", data=orjson.dumps(items), headers=KONG)
         await client.post("/v1/ingest", data=b"{bad", headers=KONG)
         await client.post("/v1/ingest", data=b"[]", headers={"Authorization": "Bearer x"})
+        plain = native_batch("kong", calls(2, prefix="plain"))
+        await client.post("/v1/ingest", data=orjson.dumps(plain), headers=KONG)
         page = await client.get("/metrics")
         assert page.status == 200 and page.content_type == "text/plain"
         text = await page.text()
         expected = [
-            'pipeline_ingest_requests_total{status="202"} 1.0',
+            'pipeline_ingest_requests_total{status="202"} 2.0',
             'pipeline_ingest_requests_total{status="400"} 1.0',
             'pipeline_ingest_requests_total{status="401"} 1.0',
-            'pipeline_ingest_events_accepted_total{integration="kong-prod"} 3.0',
+            'pipeline_ingest_events_accepted_total{integration="kong-prod"} 5.0',
+            'batches_decoded_total{integration="kong-prod",path="general"} 1.0',
+            'batches_decoded_total{integration="kong-prod",path="typed"} 1.0',
             'rejected_total{integration="kong-prod",reason_class="invalid_event"} 1.0',
             'rejected_total{integration="kong-prod",reason_class="undecodable_body"} 1.0',
-            "pipeline_ingest_request_seconds_count 3.0",
-            "pipeline_ingest_body_bytes_count 2.0",
-            'pipeline_ingest_stage_seconds_count{stage="publish"} 1.0',
+            "pipeline_ingest_request_seconds_count 4.0",
+            "pipeline_ingest_body_bytes_count 3.0",
+            'pipeline_ingest_stage_seconds_count{stage="publish"} 2.0',
             "pipeline_ingest_kafka_errors_total",
         ]
         for line in expected:
