@@ -113,7 +113,7 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
             else:
                 route = basepath.rstrip("/") + "/" + suffix.lstrip("/")
         else:
-            route = _path(v.path) or _path(v.uri)
+            route = values.path(v.path) or values.path(v.uri)
             if route is DECLINE_TEXT:
                 return None
 
@@ -186,16 +186,6 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
         )
         records.append((key.encode(), value))
     return records
-
-
-def _path(value: str | None) -> str | None:
-    """``url_path`` of a path with an optional query or fragment; :data:`DECLINE_TEXT` for a URL."""
-    if value is None:
-        return None
-    text = value.strip()
-    if "://" in text:
-        return DECLINE_TEXT
-    return text.split("?", 1)[0].split("#", 1)[0] or None
 
 
 def _header_count(value: str | None) -> int | None:

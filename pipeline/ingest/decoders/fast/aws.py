@@ -267,9 +267,4 @@ def _other_route(line: _Line) -> str | None:
     route_key = _text(line.routeKey)
     if route_key is not None and route_key != "$default":
         return route_key.split(" ", 1)[-1]
-    path = _text(line.path)
-    if path is None:
-        return None
-    if "://" in path:
-        return DECLINE_TEXT
-    return path.split("?", 1)[0].split("#", 1)[0] or None
+    return values.path(_text(line.path))

@@ -182,10 +182,5 @@ def _route_path(route: _Route, request: _Request) -> str | None:
         path = paths[0].strip()
         if path and not path.startswith("~"):
             return path
-    uri = request.uri
-    if uri is None:
-        return None
-    text = uri.strip()
-    if "://" in text:
-        return None
-    return text.split("?", 1)[0].split("#", 1)[0] or None
+    uri = values.path(request.uri)
+    return None if uri is DECLINE_TEXT else uri

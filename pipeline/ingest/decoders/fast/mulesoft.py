@@ -2,11 +2,10 @@
 :mod:`pipeline.ingest.decoders.mulesoft`).
 
 Takes what the Anypoint plugin sends: a flat event whose keys are all known (the plugin's and
-``Violated Policy Name``), ``Message ID``, ``Timestamp`` as an ISO-8601 string (Anypoint's
-``2026-01-15T10:00:00.123Z`` read inline as ``parse_iso8601``'s fast path reads it, any other
-form by ``parse_iso8601`` itself), ``API ID`` and ``API Version ID`` as a string or a number,
-sizes and ``Response Time`` as numbers (``-1`` = unknown), ``Status Code`` as a number, header
-values as strings or arrays of strings.
+``Violated Policy Name``), ``Message ID``, ``Timestamp`` as an ISO-8601 string (read by
+``parse_iso8601``, as the general decoder reads it), ``API ID`` and ``API Version ID`` as a
+string or a number, sizes and ``Response Time`` as numbers (``-1`` = unknown), ``Status Code``
+as a number, header values as strings or arrays of strings.
 
 Declines an unknown key (a canonical event, a name in another case, a field the plugin does not
 send: nothing outside the typed fields is skipped unchecked), a size, latency or status sent as
@@ -16,7 +15,6 @@ and every value the general decoder would have to convert or reject.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Final
 
 from msgspec import Struct, field
@@ -24,7 +22,7 @@ from msgspec.json import Decoder
 
 from pipeline.events import MAX_EVENT_INTEGER, InvalidTimestamp
 from pipeline.events.record import record_value
-from pipeline.events.timestamps import EARLIEST_YEAR, LATEST_YEAR, parse_iso8601
+from pipeline.events.timestamps import parse_iso8601
 from pipeline.ingest.decoders.context import DecoderContext
 from pipeline.ingest.decoders.fast import values
 from pipeline.ingest.decoders.fast.values import DECLINE_TEXT, extras, header_texts, idempotency_key
@@ -67,10 +65,6 @@ class _Event(Struct, gc=False, forbid_unknown_fields=True):
 
 _BATCH = Decoder(list[_Event])
 _WANTED = TENANT_HEADER.casefold()
-_MILLIS_Z_LENGTH: Final = len("2026-01-15T10:00:00.123Z")
-_from_iso = datetime.fromisoformat
-_FIRST: Final = datetime(EARLIEST_YEAR, 1, 1, tzinfo=UTC)
-_END: Final = datetime(LATEST_YEAR + 1, 1, 1, tzinfo=UTC)
 
 # Values seen before, each with what it gives (bounded: a flood of odd values only stops the
 # remembering, or starts it over): plugins send the same verbs and the same attribute values
@@ -97,22 +91,10 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
         sent = event.timestamp
         if sent is None:
             return None
-        if (
-            len(sent) == _MILLIS_Z_LENGTH
-            and sent[4:20:3] == "--T::."
-            and sent[23] == "Z"
-            and sent.isascii()
-            and sent[20:23].isdigit()
-        ):
-            # Anypoint's form: what parse_iso8601's own fast path does for it, inlined
-            timestamp = _from_iso(sent)
-            if not _FIRST <= timestamp < _END:
-                return None
-        else:
-            try:
-                timestamp = parse_iso8601(sent)
-            except InvalidTimestamp:
-                return None
+        try:
+            timestamp = parse_iso8601(sent)
+        except InvalidTimestamp:
+            return None
 
         api_id = event.api_id
         if isinstance(api_id, int):
@@ -122,14 +104,9 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
         else:
             api = None if api_id is None else api_id.strip() or None
 
-        route = event.resource_path
-        if route is not None:
-            route = route.strip()
-            if "://" in route:
-                return None
-            if "?" in route or "#" in route:
-                route = route.split("?", 1)[0].split("#", 1)[0]
-            route = route or None
+        route = values.path(event.resource_path)
+        if route is DECLINE_TEXT:
+            return None
 
         verb = event.verb
         method = None if verb is None else _METHODS.get(verb)

@@ -75,6 +75,18 @@ DECLINE_TEXT: Final = "\x00decline"
 """What :func:`method` returns for a value the fast path does not take."""
 
 
+def path(value: str | None) -> str | None:
+    """``url_path`` of a path with an optional query or fragment (trimmed; ``None`` when
+    blank); :data:`DECLINE_TEXT` for a URL with a scheme, whose parsing the fast paths leave
+    to the general path."""
+    if value is None:
+        return None
+    text = value.strip()
+    if "://" in text:
+        return DECLINE_TEXT
+    return text.split("?", 1)[0].split("#", 1)[0] or None
+
+
 def extras(pairs: tuple[tuple[str, str | int | None], ...]) -> dict[str, str]:
     """Attributes as :func:`~pipeline.ingest.decoders.fields.extras` gives them for strings
     (kept as sent when not empty) and whole numbers (their decimal text; type them
