@@ -29,9 +29,8 @@ from pipeline.ingest.decoders.context import (
     Decoder,
     DecoderContext,
     EventOutcome,
-    accepted_item,
     build_event,
-    rejected_item,
+    decided_item,
 )
 from pipeline.ingest.errors import InvalidField
 
@@ -85,12 +84,12 @@ def decode_items(items: list[Any], ctx: DecoderContext) -> list[DecodedItem]:
         try:
             record = decode_one(item, ctx)
         except InvalidField as exc:
-            append(rejected_item(index, None, f"{source}: {exc}", item))
+            append(decided_item(index, None, None, f"{source}: {exc}", item))
         except Exception as exc:  # a decoder bug must never crash the edge: reject, dead-letter
             error = f"{source}: internal decoder error ({type(exc).__name__}: {exc})"
-            append(rejected_item(index, None, error, item))
+            append(decided_item(index, None, None, error, item))
         else:
-            append(accepted_item(index, None, record, item))
+            append(decided_item(index, None, record, None, item))
     return decoded
 
 
@@ -117,9 +116,6 @@ def decode_item(
         source_item = item if raw_item is None else raw_item
         if (record is None) == (error is None):
             raise ValueError("a decoder outcome holds exactly one of record and error")
-        if error is None:
-            assert record is not None
-            results.append(accepted_item(index, sub_index, record, source_item))
-        else:
-            results.append(rejected_item(index, sub_index, f"{source}: {error}", source_item))
+        reason = None if error is None else f"{source}: {error}"
+        results.append(decided_item(index, sub_index, record, reason, source_item))
     return results

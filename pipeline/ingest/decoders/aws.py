@@ -139,70 +139,43 @@ def decode_log_event(
     if not isinstance(line, dict):
         raise InvalidField("message", "must be a JSON access-log object", line)
 
-    # Each value is read once: the flat key first, else _lookup (nested objects, or absent).
-    # Validation keeps its order (the first bad field names the rejection).
-    flat = line.get
-    value = flat("requestTimeEpoch")
-    if value is None:
-        value = _lookup(line, "requestTimeEpoch")
+    # Each value is read once (the flat key, else nested objects; see _lookup). Validation keeps
+    # its order (the first bad field names the rejection).
+    value = _lookup(line, "requestTimeEpoch")
     if as_text(value, "message.requestTimeEpoch", absent=ABSENT) is not None:
         timestamp = epoch_millis_time(value, "message.requestTimeEpoch")
     else:
         timestamp = epoch_millis_time(entry.get("timestamp"), "timestamp")
-    value = flat("identity.apiKeyId")
-    if value is None:
-        value = _lookup(line, "identity.apiKeyId")
+    value = _lookup(line, "identity.apiKeyId")
     api_key_id = as_text(value, "message.identity.apiKeyId", absent=ABSENT)
-    value = flat("extendedRequestId")
-    if value is None:
-        value = _lookup(line, "extendedRequestId")
+    value = _lookup(line, "extendedRequestId")
     if as_text(value, "message.extendedRequestId", absent=ABSENT):
         key = as_key(value, "message.extendedRequestId", absent=ABSENT)
     else:
-        value = flat("requestId")
-        if value is None:
-            value = _lookup(line, "requestId")
+        value = _lookup(line, "requestId")
         key = as_key(value, "message.requestId", absent=ABSENT)
-    value = flat("authorizer.tenantId")
-    if value is None:
-        value = _lookup(line, "authorizer.tenantId")
+    value = _lookup(line, "authorizer.tenantId")
     tenant_headers = _tenant(value, api_key_id, ctx)
-    value = flat("apiId")
-    if value is None:
-        value = _lookup(line, "apiId")
+    value = _lookup(line, "apiId")
     api = as_text(value, "message.apiId", absent=ABSENT)
     route = _route(line)
-    value = flat("httpMethod")
-    if value is None:
-        value = _lookup(line, "httpMethod")
+    value = _lookup(line, "httpMethod")
     method = as_method(value, "message.httpMethod", absent=ABSENT)
-    value = flat("status")
-    if value is None:
-        value = _lookup(line, "status")
+    value = _lookup(line, "status")
     status = as_status(value, "message.status", absent=ABSENT)
-    value = flat("responseLength")
-    if value is None:
-        value = _lookup(line, "responseLength")
+    value = _lookup(line, "responseLength")
     response_bytes = as_count(value, "message.responseLength", absent=ABSENT)
-    integration_latency = flat("integrationLatency")
-    if integration_latency is None:
-        integration_latency = _lookup(line, "integrationLatency")
-    value = flat("responseLatency")
-    if value is None:
-        value = _lookup(line, "responseLatency")
+    integration_latency = _lookup(line, "integrationLatency")
+    value = _lookup(line, "responseLatency")
     if as_text(value, "message.responseLatency", absent=ABSENT):
         latency = as_latency(value, "message.responseLatency", absent=ABSENT)
     else:
         latency = as_latency(integration_latency, "message.integrationLatency", absent=ABSENT)
     consumer = api_key_id
     if not consumer:
-        value = flat("authorizer.principalId")
-        if value is None:
-            value = _lookup(line, "authorizer.principalId")
+        value = _lookup(line, "authorizer.principalId")
         consumer = as_text(value, "message.authorizer.principalId", absent=ABSENT)
-    stage = flat("stage")
-    if stage is None:
-        stage = _lookup(line, "stage")
+    stage = _lookup(line, "stage")
     return build_event(
         ctx,
         idempotency_key=key,

@@ -146,26 +146,16 @@ class DecodedItem:
 _new_item = object.__new__
 
 
-def accepted_item(index: int, sub_index: int | None, record: EventRecord, item: Any) -> DecodedItem:
-    """An accepted :class:`DecodedItem` (the batch loop's fast constructor; ``item`` is the JSON
-    value whose compact JSON is the raw bytes)."""
+def decided_item(
+    index: int, sub_index: int | None, record: EventRecord | None, error: str | None, item: Any
+) -> DecodedItem:
+    """A :class:`DecodedItem` holding ``record`` (accepted) or ``error`` (rejected), without the
+    constructor's checks (the batch loop's fast constructor; ``item`` is the JSON value whose
+    compact JSON is the raw bytes)."""
     decoded: DecodedItem = _new_item(DecodedItem)
     decoded.index = index
     decoded.sub_index = sub_index
     decoded.record = record
-    decoded.error = None
-    decoded._raw = None
-    decoded._item = item
-    decoded._event = None
-    return decoded
-
-
-def rejected_item(index: int, sub_index: int | None, error: str, item: Any) -> DecodedItem:
-    """A rejected :class:`DecodedItem` (see :func:`accepted_item`)."""
-    decoded: DecodedItem = _new_item(DecodedItem)
-    decoded.index = index
-    decoded.sub_index = sub_index
-    decoded.record = None
     decoded.error = error
     decoded._raw = None
     decoded._item = item

@@ -39,6 +39,16 @@ from pipeline.ingest.errors import InvalidField
 
 REQUEST_ID_HEADER = "x-kong-request-id"
 TENANT_HEADER = "x-tenant-id"
+_OBJECTS = (
+    "request",
+    "response",
+    "service",
+    "route",
+    "consumer",
+    "authenticated_entity",
+    "latencies",
+)
+"""The log's objects the decoder reads (each a JSON object or absent), in validation order."""
 
 
 def decode(item: Any, ctx: DecoderContext) -> list[EventOutcome]:
@@ -52,27 +62,9 @@ def decode_event(item: Any, ctx: DecoderContext) -> EventRecord:
     if not isinstance(item, dict) or not item:
         raise InvalidField("event", "must be a non-empty Kong log serializer object", item)
     get = item.get
-    request = get("request")
-    if type(request) is not dict:
-        request = as_object(request, "request")
-    response = get("response")
-    if type(response) is not dict:
-        response = as_object(response, "response")
-    service = get("service")
-    if type(service) is not dict:
-        service = as_object(service, "service")
-    route = get("route")
-    if type(route) is not dict:
-        route = as_object(route, "route")
-    consumer = get("consumer")
-    if type(consumer) is not dict:
-        consumer = as_object(consumer, "consumer")
-    entity = get("authenticated_entity")
-    if type(entity) is not dict:
-        entity = as_object(entity, "authenticated_entity")
-    latencies = get("latencies")
-    if type(latencies) is not dict:
-        latencies = as_object(latencies, "latencies")
+    request, response, service, route, consumer, entity, latencies = (
+        as_object(get(name), name) for name in _OBJECTS
+    )
 
     value = request.get("id")
     key = value.strip() if type(value) is str else ""

@@ -5,7 +5,7 @@ import pytest
 from pipeline.events import CanonicalEvent, encode_event
 from pipeline.ingest.body import item_bytes
 from pipeline.ingest.decoders import DecodedItem, DecoderContext, build_event
-from pipeline.ingest.decoders.context import accepted_item, rejected_item
+from pipeline.ingest.decoders.context import decided_item
 from pipeline.ingest.errors import EventRejected, InvalidField
 
 TIMESTAMP = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
@@ -74,12 +74,12 @@ def test_build_event_lets_the_model_normalise_values_not_in_final_form() -> None
 
 def test_raw_bytes_are_serialised_only_when_asked_for() -> None:
     item = {"b": [1, 2], "a": None}
-    rejected = rejected_item(2, None, "kong: bad", item)
+    rejected = decided_item(2, None, None, "kong: bad", item)
     assert rejected.raw == item_bytes(item) == b'{"b":[1,2],"a":null}'
     assert rejected.error_entry() == {"index": 2, "error": "kong: bad"}
     ctx = DecoderContext(integration_id="kong-prod", gateway="kong")
     record = build_event(ctx, idempotency_key="k", timestamp=TIMESTAMP)
-    accepted = accepted_item(0, 1, record, item)
+    accepted = decided_item(0, 1, record, None, item)
     assert accepted.accepted and accepted.record is record and accepted.sub_index == 1
     assert accepted.event == record.to_event()
     assert accepted.raw == item_bytes(item)
