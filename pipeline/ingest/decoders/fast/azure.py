@@ -75,9 +75,6 @@ _ROUTES: dict[str, str | None] = {}
 """``url_path`` of the URLs seen (plugins send the same few routes over and over)."""
 _ROUTES_LIMIT: Final = 1024
 _ROUTES_MAX_URL: Final = 1024
-_METHODS: dict[str, str] = {}
-"""``values.method`` of the methods seen."""
-_METHODS_LIMIT: Final = 64
 
 
 def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] | None:
@@ -116,16 +113,9 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
         if api is not None:
             api = api.strip() or None
 
-        method = item.Method
-        if method is not None:
-            known = _METHODS.get(method)
-            if known is None:
-                known = values.method(method)
-                if known is None or known is DECLINE_TEXT:
-                    return None
-                if len(_METHODS) < _METHODS_LIMIT:
-                    _METHODS[method] = known
-            method = known
+        method = values.method(item.Method)
+        if method is DECLINE_TEXT:
+            return None
 
         status = item.ResponseCode
         if isinstance(status, str):

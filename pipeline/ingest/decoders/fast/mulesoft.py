@@ -66,12 +66,10 @@ class _Event(Struct, gc=False, forbid_unknown_fields=True):
 _BATCH = Decoder(list[_Event])
 _WANTED = TENANT_HEADER.casefold()
 
-# Values seen before, each with what it gives (bounded: a flood of odd values only stops the
-# remembering, or starts it over): plugins send the same verbs and the same attribute values
-# (the API's name and version, the application's name) event after event.
+# Attribute values seen before, each with what it gives (bounded: a flood of odd values starts
+# the remembering over): plugins send the same few (the APIs' names and versions, the
+# application's name) event after event, interleaved.
 _KNOWN_LIMIT: Final = 1024
-_METHODS: dict[str, str] = {}
-"""``Verb`` as sent -> :func:`values.method` of it (never DECLINE_TEXT)."""
 _ATTRIBUTES: dict[tuple[str | int | None, ...], dict[str, str]] = {}
 """The attribute values as sent (EXTRA_FIELDS' order) -> :func:`values.extras` of them. The
 dicts are shared by the records that use them: ``record_value`` only reads them."""
@@ -108,14 +106,9 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
         if route is DECLINE_TEXT:
             return None
 
-        verb = event.verb
-        method = None if verb is None else _METHODS.get(verb)
-        if method is None and verb is not None:
-            method = values.method(verb)
-            if method is None or method is DECLINE_TEXT:
-                return None
-            if len(_METHODS) < _KNOWN_LIMIT:
-                _METHODS[verb] = method
+        method = values.method(event.verb)
+        if method is DECLINE_TEXT:
+            return None
 
         status = event.status
         if status is not None and not 100 <= status <= 599:
