@@ -1,4 +1,4 @@
--- top_consumers: the consumers (app, client or subscription id of SPEC 4) with the most
+-- top_consumers: the consumers (app, client or subscription id of contract §4) with the most
 -- billed events in a billing period, per tenant and product.
 --
 -- Parameters:

@@ -21,7 +21,7 @@ def say(message: str) -> None:
 
 
 def _cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.infra.kafka_launcher import KafkaLauncher
+    from pipeline.devstack.kafka_launcher import KafkaLauncher
 
     launcher = KafkaLauncher(settings.cache_dir, settings.kafka_version, say=say)
     if args.action == "install":
@@ -47,10 +47,40 @@ def _cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_clickhouse(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.devstack.clickhouse_launcher import ClickHouseLauncher
+
+    launcher = ClickHouseLauncher(settings.clickhouse_local_home, say=say)
+    if args.action == "start":
+        info = launcher.start()
+        say(f"ClickHouse HTTP interface: {info.address} (native TCP: 127.0.0.1:{info.tcp_port})")
+        say(f"user: {info.user}; password in {info.password_file} (readable by you only)")
+        say("To point the pipeline's commands (or any ClickHouse client) at it:")
+        say(f"  {info.export_line()}")
+    elif args.action == "stop":
+        if not launcher.stop():
+            say("No local ClickHouse server was running.")
+        else:
+            say("ClickHouse stopped.")
+    else:  # status
+        running = launcher.running()
+        if running is None:
+            say(
+                "No local ClickHouse server is running "
+                "(start one: python -m pipeline clickhouse start)."
+            )
+            return 1
+        say(
+            f"ClickHouse running at {running.address} (pid {running.pid}, user {running.user}, "
+            f"data in {launcher.data_dir})"
+        )
+    return 0
+
+
 def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.kafka import ensure_topics, pipeline_topics, resolve_bootstrap
 
-    bootstrap = resolve_bootstrap(settings, say=say)
+    bootstrap = resolve_bootstrap(settings)
     specs = pipeline_topics(settings)
     created = asyncio.run(ensure_topics(bootstrap, specs))
     for spec in specs:
@@ -229,7 +259,7 @@ def _print_report(report: _Report, *, as_json: bool) -> int:
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from pipeline.bench.report import BenchOptions, run_bench
+    from pipeline.devstack.bench.report import BenchOptions, run_bench
 
     options = BenchOptions(
         ingest_batches=args.ingest_batches,
@@ -245,7 +275,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.dev import run_dev
+    from pipeline.devstack.dev import run_dev
 
     return run_dev(settings, events=args.events, keep_running=not args.once, say=say)
 
@@ -261,9 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
-    p = sub.add_parser("kafka", help="the project's local Apache Kafka broker")
+    p = sub.add_parser("kafka", help="the project's local Apache Kafka broker (development)")
     p.add_argument("action", choices=["install", "start", "stop", "status"])
     p.set_defaults(handler=_cmd_kafka)
+
+    p = sub.add_parser("clickhouse", help="the project's local ClickHouse server (development)")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.set_defaults(handler=_cmd_clickhouse)
 
     p = sub.add_parser("topics", help="create the pipeline's Kafka topics if missing")
     p.set_defaults(handler=_cmd_topics)

@@ -31,8 +31,12 @@ class InfrastructureError(PipelineError):
 
 
 class StoreError(InfrastructureError):
-    """A ClickHouse statement failed (embedded or server)."""
+    """ClickHouse could not be reached or a statement failed."""
 
 
 class BrokerLaunchError(InfrastructureError):
     """The local Apache Kafka broker could not be resolved, formatted or started."""
+
+
+class ClickHouseLaunchError(InfrastructureError):
+    """The local ClickHouse server (development and tests) could not be started."""

@@ -26,7 +26,8 @@ class TopicNames(BaseSettings):
 
 
 class Settings(BaseSettings):
-    """All configuration. Unset Kafka/ClickHouse targets mean: use the local, embedded defaults."""
+    """All configuration. Production commands need the Kafka and ClickHouse targets set; only
+    ``dev``, the tests and the launcher commands start local servers."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
@@ -42,10 +43,15 @@ class Settings(BaseSettings):
     # --- ClickHouse --------------------------------------------------------------------------
     clickhouse_url: SecretStr | None = Field(
         default=None,
-        description="http(s)://user:password@host:port of a ClickHouse server; unset = embedded",
+        description="http(s)://user:password@host:port of the ClickHouse server (required by "
+        "every command that reads or writes ClickHouse; `dev` and tests start a local one)",
     )
     clickhouse_database: str = Field(default="metering", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    clickhouse_data_dir: Path = Path("var/clickhouse")
+    clickhouse_local_dir: Path | None = Field(
+        default=None,
+        description="home of the local development server (`clickhouse start`, `dev`): config, "
+        "password, data, log; unset = <cache_dir>/clickhouse",
+    )
 
     # --- Rules, ingest, local state ------------------------------------------------------------
     rules_dir: Path = Path("rating_rules")
@@ -95,6 +101,11 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.home() / ".cache" / "usage-pipeline",
         description="where the launcher keeps resolved Kafka jars and its broker's data",
     )
+
+    @property
+    def clickhouse_local_home(self) -> Path:
+        """Where the local ClickHouse server of ``dev`` and ``clickhouse start`` lives."""
+        return self.clickhouse_local_dir or self.cache_dir / "clickhouse"
 
 
 def load_settings() -> Settings:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.infra.kafka_launcher import KafkaLauncher
+from pipeline.devstack.kafka_launcher import KafkaLauncher
 from pipeline.settings import Settings
 
 

@@ -1,17 +1,15 @@
-"""The billing commands as a user runs them, on an embedded store owned by a relay process."""
+"""The billing commands as a user runs them, against the run's ClickHouse server."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 
 from pipeline.cli import main
-from pipeline.processes import Relay
-from pipeline.settings import Settings
-from pipeline.store import open_store
+from pipeline.store import Store
 from pipeline.store.migrate import migrate
 from tests.replay.support import Clock, LiveStream, at, kong
 from tests.support.builders import example_catalog
@@ -20,28 +18,25 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def relay_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    relay = Relay(tmp_path / "clickhouse", tmp_path / "relay.log")
-    relay.start()
-    monkeypatch.setenv("PIPELINE_CLICKHOUSE_URL", relay.url)
+def database(clickhouse_url: str, store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The commands' environment: the run's server, and a database of this test's own."""
+    name = f"cli_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("PIPELINE_CLICKHOUSE_URL", clickhouse_url)
+    monkeypatch.setenv("PIPELINE_CLICKHOUSE_DATABASE", name)
     try:
-        yield relay.url
+        yield name
     finally:
-        relay.stop()
+        store.command(f"DROP DATABASE IF EXISTS {name}")
 
 
 def test_invoice_replay_and_events_commands(
-    relay_url: str, capsys: pytest.CaptureFixture[str]
+    database: str, store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = open_store(Settings(clickhouse_url=relay_url))  # type: ignore[arg-type]
-    try:
-        migrate(store, "metering")
-        live = LiveStream(store, "metering", example_catalog(), clock=Clock())
-        # 30 acme calls through Kong, each delivered twice; one unknown tenant (quarantined).
-        live.deliver([kong(f"k{i}", "ACME-LEGACY", at(3 + i % 20), copies=2) for i in range(30)])
-        live.deliver([kong("q1", "nobody", at(5))])
-    finally:
-        store.close()
+    migrate(store, database)
+    live = LiveStream(store, database, example_catalog(), clock=Clock())
+    # 30 acme calls through Kong, each delivered twice; one unknown tenant (quarantined).
+    live.deliver([kong(f"k{i}", "ACME-LEGACY", at(3 + i % 20), copies=2) for i in range(30)])
+    live.deliver([kong("q1", "nobody", at(5))])
 
     assert main(["invoice", "--tenant", "acme", "--period", "2026-03", "--json"]) == 0
     invoice = orjson.loads(capsys.readouterr().out)
@@ -62,7 +57,7 @@ def test_invoice_replay_and_events_commands(
 
 
 def test_invoice_for_unknown_tenant_is_a_clear_error(
-    relay_url: str, capsys: pytest.CaptureFixture[str]
+    database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["invoice", "--tenant", "nobody-at-all", "--period", "2026-03"]) == 2
     assert "nobody-at-all" in capsys.readouterr().err

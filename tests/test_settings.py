@@ -8,14 +8,23 @@ from pipeline.errors import ConfigError
 from pipeline.settings import Settings, load_settings
 
 
-def test_defaults_are_the_embedded_local_stack(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("PIPELINE_KAFKA_BOOTSTRAP_SERVERS", "PIPELINE_CLICKHOUSE_URL"):
+def test_no_targets_by_default_and_the_local_server_lives_in_the_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for var in (
+        "PIPELINE_KAFKA_BOOTSTRAP_SERVERS",
+        "PIPELINE_CLICKHOUSE_URL",
+        "PIPELINE_CLICKHOUSE_LOCAL_DIR",
+        "PIPELINE_CACHE_DIR",
+    ):
         monkeypatch.delenv(var, raising=False)
     s = load_settings()
-    assert s.kafka_bootstrap_servers is None  # -> the project's launcher
-    assert s.clickhouse_url is None  # -> embedded chdb
-    assert s.clickhouse_data_dir == Path("var/clickhouse")
+    assert s.kafka_bootstrap_servers is None  # production commands refuse; dev starts one
+    assert s.clickhouse_url is None
+    assert s.clickhouse_local_home == Path.home() / ".cache" / "usage-pipeline" / "clickhouse"
     assert s.topics.events == "usage.events"
+    monkeypatch.setenv("PIPELINE_CLICKHOUSE_LOCAL_DIR", "/srv/ch-dev")
+    assert load_settings().clickhouse_local_home == Path("/srv/ch-dev")
 
 
 def test_environment_with_one_prefix(monkeypatch: pytest.MonkeyPatch) -> None:

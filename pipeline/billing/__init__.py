@@ -1,4 +1,4 @@
-"""Billing from the store (SPEC 6-8): period quantities from the meters, billing runs,
+"""Billing from the store (contract §6-8): period quantities from the meters, billing runs,
 stored invoice versions (draft, finalized, revisions) and the finance SQL.
 
 The arithmetic is :mod:`pipeline.rating` (pure); this package reads and writes ClickHouse

@@ -1,4 +1,4 @@
-"""The finance queries shipped as documented SQL files in ``finance/`` (SPEC 7).
+"""The finance queries shipped as documented SQL files in ``finance/`` (contract §7).
 
 Each file holds one query: a header comment (what it answers, its parameters, how to run it),
 ``{database}`` where the database name goes, and ClickHouse ``{name:Type}`` parameters for

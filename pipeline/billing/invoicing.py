@@ -1,6 +1,6 @@
 """Invoice a tenant for a period from the stored meters, keep versions, finalize.
 
-The flow (SPEC 6 and 8):
+The flow (contract §6 and §8):
 
 * no invoice yet -> draft v1;
 * the latest version is a draft -> recomputed in place (same version, next revision);

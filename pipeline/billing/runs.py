@@ -1,6 +1,6 @@
 """Billing runs: which run's meters an invoice is computed from, and the replay register.
 
-The live stream writes billing run ``'live'``. A replay (SPEC 8) re-processes one period, for
+The live stream writes billing run ``'live'``. A replay (contract §8) re-processes one period, for
 all tenants or one, into its own run and then registers it with :func:`record_billing_run`
 (only after all of its rows are written: a registered run is complete). For a tenant and
 period, billing uses the newest registered replay whose scope is that tenant or all tenants,

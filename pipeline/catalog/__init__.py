@@ -1,4 +1,4 @@
-"""The rating-rules catalog (SPEC section 6): typed rules models, loader and lookups."""
+"""The rating-rules catalog (contract §6): typed rules models, loader and lookups."""
 
 from pipeline.catalog.catalog import Catalog, RulesSource, build_catalog
 from pipeline.catalog.currency import MINOR_UNIT_DIGITS, SUPPORTED_CURRENCIES, minor_unit_digits

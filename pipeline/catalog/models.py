@@ -1,4 +1,4 @@
-"""Rules models for tenants, integrations (gateway deployments) and products (SPEC section 6)."""
+"""Rules models for tenants, integrations (gateway deployments) and products (contract §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rules models for plans: versions, charges and their price models (SPEC section 6)."""
+"""Rules models for plans: versions, charges and their price models (contract §6)."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def _trimmed_text(value: str) -> str:
 
 Text = Annotated[str, StringConstraints(max_length=256), AfterValidator(_trimmed_text)]
 
-#: Canonical event fields (SPEC section 4) a metric may read or filter on, besides attributes.*.
+#: Canonical event fields (contract §4) a metric may read or filter on, besides attributes.*.
 CANONICAL_FIELDS: Final = frozenset(
     {
         "idempotency_key",

@@ -1,4 +1,4 @@
-"""The canonical usage event (SPEC section 4) and its Kafka codec."""
+"""The canonical usage event (contract §4) and its Kafka codec."""
 
 from pipeline.events.codec import (
     EventFields,

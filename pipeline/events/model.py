@@ -1,4 +1,4 @@
-"""The canonical usage event: one API request, whatever gateway saw it (SPEC section 4).
+"""The canonical usage event: one API request, whatever gateway saw it (contract §4).
 
 Design decisions
 ----------------
@@ -78,7 +78,7 @@ class CanonicalEvent(BaseModel):
 
     @property
     def tenant_header(self) -> str | None:
-        """The first raw ``X-Tenant-Id`` value (SPEC name); see ``tenant_headers`` for all."""
+        """The first raw ``X-Tenant-Id`` value (contract §4); see ``tenant_headers`` for all."""
         return self.tenant_headers[0] if self.tenant_headers else None
 
     @field_validator("idempotency_key", "integration_id")

@@ -6,7 +6,7 @@ see ``publisher.py``), and its per-request overhead is low (C HTTP parser, no mi
 unless asked for). It also lets us read the body as a stream, so the size cap is enforced while
 reading, not after buffering.
 
-This module is the only place that chooses status codes (SPEC section 2):
+This module is the only place that chooses status codes (contract §2):
 
 =================================  ======================================================
 outcome                            answer

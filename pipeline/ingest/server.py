@@ -230,7 +230,7 @@ def run_ingest(
     """Serve the edge until SIGINT/SIGTERM (``python -m pipeline ingest``)."""
     configure_logging(log_level, json=log_json)
     catalog = load_catalog(settings.rules_dir)
-    bootstrap = resolve_bootstrap(settings, say=say)
+    bootstrap = resolve_bootstrap(settings)
     tune_gc_for_throughput()
     asyncio.run(_serve(settings, catalog, bootstrap, say))
 

@@ -9,7 +9,7 @@ socket and alone chooses status codes). Its outcomes:
   ``UnsupportedEncoding`` / ``UndecodableBody`` (*after* the raw body was dead-lettered, so
   nothing a plugin sent is lost), ``PublishFailed`` (Kafka down or slow: retry later).
 
-Records (SPEC section 2):
+Records (contract §2):
 
 * event -> events topic, key = the idempotency key (UTF-8), value = :func:`encode_event`'s
   bytes: for a batch of plain native events built by the typed fast path

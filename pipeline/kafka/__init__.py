@@ -10,7 +10,7 @@ for librdkafka (confluent-kafka), which the ingest edge produces with.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,13 +18,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from pipeline.infra.kafka_launcher import KafkaLauncher
+from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     import confluent_kafka
 
-Say = Callable[[str], None]
 
 PRODUCER_CONFIG: dict[str, Any] = {
     "acks": "all",
@@ -72,12 +71,17 @@ def make_confluent_producer(bootstrap: str, **overrides: Any) -> confluent_kafka
     )
 
 
-def resolve_bootstrap(settings: Settings, *, say: Say = lambda _: None) -> str:
-    """The configured broker, or the project's local broker (started or reused)."""
+def resolve_bootstrap(settings: Settings) -> str:
+    """The configured broker. Production never starts one by itself: with no address this is a
+    :class:`ConfigError` that names the setting and the local launcher."""
     if settings.kafka_bootstrap_servers:
         return settings.kafka_bootstrap_servers
-    launcher = KafkaLauncher(settings.cache_dir, settings.kafka_version, say=say)
-    return launcher.start().bootstrap_servers
+    raise ConfigError(
+        "PIPELINE_KAFKA_BOOTSTRAP_SERVERS is not set: name the Kafka brokers, "
+        "host:port[,host:port]. For a local one, run `python -m pipeline kafka start`: it prints "
+        "the line to export",
+        setting="PIPELINE_KAFKA_BOOTSTRAP_SERVERS",
+    )
 
 
 def make_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:

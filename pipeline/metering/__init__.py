@@ -1,4 +1,4 @@
-"""The pure core of the stream workers (SPEC section 5): tenancy, dedup, matching, meters.
+"""The pure core of the stream workers (contract §5): tenancy, dedup, matching, meters.
 
 No I/O here. The worker calls, per consumed message in partition order::
 

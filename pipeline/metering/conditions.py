@@ -1,4 +1,4 @@
-"""``where`` conditions of a metric (SPEC section 6), compiled once per catalog.
+"""``where`` conditions of a metric (contract §6), compiled once per catalog.
 
 Semantics (what a billing engineer reading the rules would expect):
 

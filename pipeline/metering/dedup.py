@@ -8,7 +8,7 @@ its durable state and :func:`classify` decides:
 * ``REDELIVERY``: the first copy *is this message* (same partition and offset): Kafka
   delivered it again after a crash or rebalance, before its offset was committed. It is
   processed again exactly like ``NEW`` (all writes are idempotent by key), never counted as a
-  duplicate. This is what OpenMeter #5118 got wrong (SPEC section 11).
+  duplicate. This is what OpenMeter #5118 got wrong (contract §11).
 * ``DUPLICATE``: another message won; this copy is counted and not billed.
 
 State is written only *after* the batch's output is durably written: if the worker dies in

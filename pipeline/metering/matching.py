@@ -1,4 +1,4 @@
-"""Product matching (SPEC section 5): the first catalog product whose match rules fit.
+"""Product matching (contract §5): the first catalog product whose match rules fit.
 
 Same semantics as :meth:`pipeline.catalog.Product.matches` (exact gateway and api, optional
 case-sensitive ``fnmatch`` route glob where ``*`` spans ``/``, optional method compared

@@ -139,7 +139,7 @@ class ProductMeters:
         return out
 
 
-#: The SPEC's ``tenant_header`` (the first raw X-Tenant-Id) is not a key of the event fields,
+#: The contract's ``tenant_header`` (the first raw X-Tenant-Id) is not a key of the event fields,
 #: which keep every value as ``tenant_headers``; metrics naming it read it through this.
 TENANT_HEADER: Final = "tenant_header"
 

@@ -1,4 +1,4 @@
-"""Tenant unification (SPEC section 5): which canonical tenant an event bills to, or why none.
+"""Tenant unification (contract §5): which canonical tenant an event bills to, or why none.
 
 Rules, in the order they are applied:
 

@@ -1,4 +1,4 @@
-"""Invoice arithmetic of SPEC section 6 as pure Decimal functions."""
+"""Invoice arithmetic of contract §6 as pure Decimal functions."""
 
 from pipeline.rating.errors import InvalidPeriod, InvalidQuantity, RatingError, UnknownTenant
 from pipeline.rating.invoice import Invoice, InvoiceLine, compute_invoice, describe_pricing

@@ -1,4 +1,4 @@
-"""The price models of SPEC section 6 as pure Decimal functions (amounts are not rounded here).
+"""The price models of contract §6 as pure Decimal functions (amounts are not rounded here).
 
 ``billable`` is always ``max(quantity - included, 0)``; see :func:`billable_quantity`.
 """

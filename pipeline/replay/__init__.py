@@ -1,4 +1,4 @@
-"""Replay (rebilling) jobs and the event-log report (SPEC 7 and 8).
+"""Replay (rebilling) jobs and the event-log report (contract §7 and §8).
 
 * :func:`run_replay` re-processes a period from the raw record (``event_log``) with the
   current catalog into a new billing run, shows what changed per tenant and invoice line, and

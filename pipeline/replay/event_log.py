@@ -1,4 +1,4 @@
-"""The event-log question of SPEC 7: did the events from gateway X arrive under tenant Y, and
+"""The event-log question of contract §7: did the events from gateway X arrive under tenant Y, and
 what happened to each (accepted, duplicate, quarantined, unmapped, billed)?
 
 Fates come from the ``event_fates`` view (decided from the data, exact after crashes). A

@@ -1,4 +1,4 @@
-"""Replay (rebilling) jobs, SPEC 8: re-process a period from the raw record into a new run.
+"""Replay (rebilling) jobs, contract §8: re-process a period from the raw record into a new run.
 
 Flow of :func:`run_replay`:
 

@@ -1,25 +1,25 @@
-"""The ClickHouse store port: one small interface, two adapters sharing the same SQL.
+"""The ClickHouse store port: one small interface, one adapter.
 
-* :class:`pipeline.store.embedded.EmbeddedStore`: chdb, in-process, on ``clickhouse_data_dir``
-  (the default when no server URL is set). One process owns a data directory.
-* :class:`pipeline.store.server.ServerStore`: a ClickHouse server through clickhouse-connect.
-* :class:`pipeline.store.relay.RelayStore`: an embedded store owned by another process, through
-  ``python -m pipeline.store.relay`` (``clickhouse_url`` = ``relay://HOST:PORT``).
+:class:`pipeline.store.server.ServerStore` reaches ClickHouse through its own HTTP interface
+with clickhouse-connect: a production server or cluster, or in development and tests the local
+server that ``python -m pipeline clickhouse start`` runs (``pipeline/devstack``). Every process
+uses it; there is no in-process engine and no other path.
 
-Both adapters send rows as JSONCompactColumns (JSONEachRow for rows with differing keys) and
-read results as typed JSONCompact through
-:mod:`pipeline.store.codec`, so ``Decimal`` stays ``Decimal`` and date-times come back
-UTC-aware whichever engine answers. Parameters use ClickHouse's server-side ``{name:Type}``
-placeholders in both (``SELECT ... WHERE tenant = {tenant:String}``).
+Rows go in as JSONCompactColumns (JSONEachRow for rows with differing keys) and results come
+back as typed JSONCompact through :mod:`pipeline.store.codec`, so ``Decimal`` stays ``Decimal``
+and date-times come back UTC-aware. Parameters use ClickHouse's server-side ``{name:Type}``
+placeholders (``SELECT ... WHERE tenant = {tenant:String}``).
 
-All calls are blocking: asyncio callers run them in a thread executor. Every engine failure
-surfaces as :class:`pipeline.errors.StoreError` with ``sql`` and ``engine`` fields.
+All calls are blocking: asyncio callers run them in a thread executor. Every failure surfaces as
+:class:`pipeline.errors.StoreError` with ``sql`` and ``engine`` fields.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
@@ -33,7 +33,7 @@ class Store(Protocol):
 
     @property
     def engine(self) -> str:
-        """``"chdb"``, ``"server"`` or ``"relay"``: for messages and metrics, not to branch SQL."""
+        """What answers (``"server"``; test doubles name themselves): for messages only."""
         ...
 
     def command(self, sql: str) -> None:
@@ -78,19 +78,18 @@ class Store(Protocol):
 
 
 def open_store(settings: Settings) -> Store:
-    """The server adapter when ``settings.clickhouse_url`` is set, else the embedded one.
+    """The store on the server named by ``PIPELINE_CLICKHOUSE_URL``.
 
-    A ``relay://HOST:PORT`` URL selects the relay client (the embedded store of another process).
+    Production never starts a server by itself: with no URL this is a :class:`ConfigError`
+    that names the setting and the local launcher.
     """
-    if settings.clickhouse_url is not None:
-        url = settings.clickhouse_url.get_secret_value()
-        if url.lower().startswith("relay://"):
-            from pipeline.store.relay import RelayStore
+    if settings.clickhouse_url is None:
+        raise ConfigError(
+            "PIPELINE_CLICKHOUSE_URL is not set: name the ClickHouse server, "
+            "http(s)://user:password@host:port. For a local one, run "
+            "`python -m pipeline clickhouse start`: it prints the line to export",
+            setting="PIPELINE_CLICKHOUSE_URL",
+        )
+    from pipeline.store.server import ServerStore
 
-            return RelayStore.connect(url)
-        from pipeline.store.server import ServerStore
-
-        return ServerStore.connect(url)
-    from pipeline.store.embedded import EmbeddedStore
-
-    return EmbeddedStore.open(settings.clickhouse_data_dir)
+    return ServerStore.connect(settings.clickhouse_url.get_secret_value())

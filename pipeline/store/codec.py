@@ -1,9 +1,8 @@
-"""The wire format both store adapters share: JSONEachRow in, JSONCompact out, typed values.
+"""The store's wire format: JSONCompactColumns / JSONEachRow in, JSONCompact out, typed values.
 
-Both adapters (embedded chdb and a ClickHouse server through clickhouse-connect) send rows as
-JSONEachRow built here and read results as ``JSONCompact`` (which carries each column's
-ClickHouse type in ``meta``), decoded here. One codec means one behaviour: a query returns the
-same Python values whichever engine answered it.
+The server adapter (:mod:`pipeline.store.server`) sends rows built here and reads results as
+``JSONCompact`` (which carries each column's ClickHouse type in ``meta``), decoded here, so a
+query returns exact Python values whatever server answers it.
 
 Value mapping (Python -> ClickHouse on insert, ClickHouse -> Python on query):
 
@@ -17,10 +16,8 @@ Value mapping (Python -> ClickHouse on insert, ClickHouse -> Python on query):
 * ``date`` <-> ``Date``/``Date32``; 64-bit and wider integers come back as ``int``;
   ``Map`` -> ``dict``, ``Array`` -> ``list``, ``Tuple`` -> ``tuple``, NULL -> ``None``.
 
-Query parameters use ClickHouse's server-side ``{name:Type}`` placeholders in both adapters;
-values are never spliced into SQL text. :func:`param_text` renders one value in the escaped
-text form the engine parses a parameter from (used by the embedded adapter; clickhouse-connect
-does the same for the server from the values :func:`normalize_param` gives it).
+Query parameters use ClickHouse's server-side ``{name:Type}`` placeholders; values are never
+spliced into SQL text: :func:`normalize_param` reduces each to what clickhouse-connect sends.
 """
 
 from __future__ import annotations
@@ -39,7 +36,7 @@ from pipeline.errors import StoreError
 
 Converter = Callable[[Any], Any]
 
-# Settings every query runs with, in both adapters, so that :func:`decode_result` can restore
+# Settings every query runs with, so that :func:`decode_result` can restore
 # exact types: decimals and 64-bit integers quoted (no float detour), trailing zeros kept,
 # NaN/inf as strings, date-times in ISO-8601 UTC, tuples as arrays.
 RESULT_SETTINGS: Mapping[str, str | int] = {
@@ -53,6 +50,10 @@ RESULT_SETTINGS: Mapping[str, str | int] = {
 
 # Settings every insert runs with: ISO-8601 date-times with a zone suffix parse exactly, and a
 # row key that names no column is an error (not silently dropped, which is ClickHouse's default).
+# async_insert=0: an insert is acknowledged once its part is written, whatever the server's or
+# the user's profile says (the sink commits Kafka offsets only after that; with async inserts an
+# acknowledged insert could still be lost in the server's buffer, and dedup tokens change
+# meaning).
 # optimize_on_insert=0: a ReplacingMergeTree would otherwise collapse equal keys inside each
 # inserted block, work done again by merges and by the FINAL that every read of these tables
 # uses (copies of one key arrive in different inserts anyway). ~20 % less engine CPU per insert.
@@ -60,6 +61,7 @@ INSERT_SETTINGS: Mapping[str, str | int] = {
     "date_time_input_format": "best_effort",
     "input_format_skip_unknown_fields": 0,
     "optimize_on_insert": 0,
+    "async_insert": 0,
 }
 
 RESULT_FORMAT = "JSONCompact"
@@ -106,13 +108,6 @@ def settings_clause(settings: Mapping[str, str | int]) -> str:
 
 # --- query parameters ----------------------------------------------------------------------
 
-_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "'": "\\'"}
-_ESCAPE_RE = re.compile(r"[\\\t\n\r\0']")
-
-
-def _escape(text: str) -> str:
-    return _ESCAPE_RE.sub(lambda match: _ESCAPES[match.group(0)], text)
-
 
 def _utc_text(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
@@ -149,32 +144,6 @@ def normalize_param(value: object) -> object:
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
         return [normalize_param(item) for item in items]
     raise TypeError(f"query parameter of type {type(value).__name__} is not supported")
-
-
-def _nested_literal(value: object) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, str):
-        return f"'{_escape(value)}'"
-    if isinstance(value, list):
-        return "[" + ", ".join(_nested_literal(item) for item in value) + "]"
-    return repr(value)
-
-
-def param_text(value: object) -> str:
-    """The escaped text ClickHouse parses a ``{name:Type}`` parameter value from.
-
-    Top-level strings are escaped, not quoted; ``None`` is ``\\N``; arrays are literals with
-    quoted elements. The text is data, never SQL: quotes and backslashes cannot end it early.
-    """
-    normalized = normalize_param(value)
-    if normalized is None:
-        return "\\N"
-    if isinstance(normalized, str):
-        return _escape(normalized)
-    if isinstance(normalized, list):
-        return _nested_literal(normalized)
-    return repr(normalized)
 
 
 # --- rows in ---------------------------------------------------------------------------------
@@ -260,7 +229,7 @@ def column_list(columns: Sequence[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class InsertPlan:
-    """One insert, ready for either adapter: quoted table, settings, payload; with ``columns``
+    """One insert, ready to send: quoted table, settings, payload; with ``columns``
     the payload is JSONCompactColumns in that column order, without it JSONEachRow."""
 
     table_sql: str
@@ -274,8 +243,8 @@ class InsertPlan:
 
     @property
     def statement(self) -> str:
-        """``INSERT INTO <table> [(columns)] SETTINGS ...`` without FORMAT (chdb appends the
-        data stream)."""
+        """``INSERT INTO <table> [(columns)] SETTINGS ...`` without FORMAT: what an error quotes
+        as the statement (the server receives table, columns, settings and format separately)."""
         columns = f" ({', '.join(self.columns)})" if self.columns else ""
         return f"INSERT INTO {self.table_sql}{columns} SETTINGS {settings_clause(self.settings)}"
 

@@ -15,7 +15,7 @@ are on one partition, whichever tenant they resolve to, and the dedup state for 
 the same partition number of the changelog.
 
 Why not Faust's agents (the first design; docs/topology.md has the measurements): on Apache
-Kafka 4.1 a Faust stream skipped an offset during a rebalance and committed past it (SPEC 11's
+Kafka 4.1 a Faust stream skipped an offset during a rebalance and committed past it (contract §11's
 loss), and its per-message path capped the worker at ~2,000 events/s. This loop reads whole
 fetches with aiokafka's ``getmany``, commits explicitly after the batch is written, and writes
 the dedup changelog once per batch. The decisions (batch.py) and the sink did not change.
@@ -37,7 +37,6 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from pipeline.processes import EXIT_RESTART_ME
 from pipeline.settings import Settings
 from pipeline.worker.batch import (
     BatchProcessor,
@@ -54,8 +53,9 @@ from pipeline.worker.sink import ClickHouseSink, SinkStopped
 from pipeline.worker.state import DedupState
 from pipeline.worker.web import serve_metrics
 
-#: exit code of a worker that stopped because a partition's offsets had a hole (restart it)
-EXIT_OFFSET_GAP = EXIT_RESTART_ME
+#: exit code of a worker that stopped because a partition's offsets had a hole: start it again
+#: (it re-reads from its committed offsets). 75 is EX_TEMPFAIL: a supervisor's "try again".
+EXIT_OFFSET_GAP = 75
 #: how long a rebalance or a stop waits for in-flight batches to be written and committed
 DRAIN_TIMEOUT_S = 30.0
 

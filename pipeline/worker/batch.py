@@ -32,7 +32,7 @@ LIVE_RUN = "live"
 class OffsetGap(PipelineError):
     """A partition's messages arrived with a hole: a message was skipped.
 
-    Observed with Faust's stream on Apache Kafka 4.1 during a rebalance (SPEC 11): it handed
+    Observed with Faust's stream on Apache Kafka 4.1 during a rebalance (contract §11): it handed
     over offsets 519 and 521 of one partition in one batch, 520 never, and committing 521 would
     have lost 520 for good. The worker now reads whole fetches from aiokafka itself, but the
     check stays as a guard: the events topic is neither compacted nor transactional, so its

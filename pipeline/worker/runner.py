@@ -39,7 +39,8 @@ def prepare_worker(
         f"Loaded rules from {settings.rules_dir}: {len(catalog.tenants)} tenants, "
         f"{len(catalog.integrations)} integrations, {len(catalog.products)} products"
     )
-    bootstrap = resolve_bootstrap(settings, say=say)
+    bootstrap = resolve_bootstrap(settings)
+    store = store or open_store(settings)  # before any Kafka call: a missing setting fails fast
     window_ms = settings.dedup_window_days * 24 * 3600 * 1000
     changelog = changelog_spec(
         settings.worker_group_id,
@@ -48,7 +49,6 @@ def prepare_worker(
         window_ms,
     )
     asyncio.run(ensure_topics(bootstrap, [*pipeline_topics(settings), changelog]))
-    store = store or open_store(settings)
     report = migrate(store, settings.clickhouse_database)
     say(f"ClickHouse ({store.engine}): {report}")
     processor = BatchProcessor(

@@ -22,7 +22,7 @@ What a crash at each point leads to (the batch is redelivered from the last comm
   restarted worker reads the changelog from its local position first (recovery), and then
   it is the next case.
 * after 5, before 6: the state knows the keys *with these exact Kafka coordinates*, so the
-  redelivered copy is recognised as a redelivery of the first copy (SPEC 11, OpenMeter #5118),
+  redelivered copy is recognised as a redelivery of the first copy (contract §11, OpenMeter #5118),
   never as its duplicate; rows are rewritten identically.
 * after 6: done.
 

@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.devstack.samples import encode_batch, native_batch
 from pipeline.events import GATEWAYS, Gateway
-from pipeline.ingest.decoders.samples import encode_batch, native_batch
 from pipeline.ingest.http import RUNNER_OPTIONS, build_app
 from pipeline.ingest.metrics import IngestMetrics
 from pipeline.ingest.service import IngestLimits

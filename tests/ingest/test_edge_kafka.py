@@ -19,11 +19,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from pipeline.catalog import load_catalog
+from pipeline.devstack.kafka_launcher import KafkaLauncher
+from pipeline.devstack.samples import encode_batch, kong_event, native_batch
 from pipeline.events import GATEWAYS, decode_event
-from pipeline.infra.kafka_launcher import KafkaLauncher
 from pipeline.ingest.body import item_bytes
 from pipeline.ingest.decoders import DecoderContext, decode_items
-from pipeline.ingest.decoders.samples import encode_batch, kong_event, native_batch
 from pipeline.ingest.partitioner import kafka_partition
 from pipeline.ingest.server import EdgeHandle, create_edge, ensure_dead_letter_capacity
 from pipeline.kafka import TopicSpec, ensure_topics

@@ -14,8 +14,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from pipeline.devstack.samples import encode_batch, kong_event, native_batch
 from pipeline.errors import InfrastructureError
-from pipeline.ingest.decoders.samples import encode_batch, kong_event, native_batch
 from pipeline.ingest.http import RETRY_AFTER_S, RUNNER_OPTIONS, SPLIT_HINT, build_app
 from pipeline.ingest.metrics import IngestMetrics
 from pipeline.ingest.publisher import PublishFailed

@@ -15,11 +15,7 @@ import orjson
 import pytest
 
 from pipeline.catalog import Catalog, Integration, load_catalog
-from pipeline.events import GATEWAYS, Gateway, decode_event
-from pipeline.ingest.auth import Unauthenticated
-from pipeline.ingest.body import item_bytes
-from pipeline.ingest.decoders import DecoderContext, decode_items
-from pipeline.ingest.decoders.samples import (
+from pipeline.devstack.samples import (
     SampleCall,
     aws_envelope,
     canonical_event,
@@ -27,6 +23,10 @@ from pipeline.ingest.decoders.samples import (
     kong_event,
     native_batch,
 )
+from pipeline.events import GATEWAYS, Gateway, decode_event
+from pipeline.ingest.auth import Unauthenticated
+from pipeline.ingest.body import item_bytes
+from pipeline.ingest.decoders import DecoderContext, decode_items
 from pipeline.ingest.errors import BodyTooLarge, UndecodableBody, UnsupportedEncoding
 from pipeline.ingest.publisher import OutgoingRecord, PublishFailed
 from pipeline.ingest.service import (

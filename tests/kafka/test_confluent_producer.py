@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from confluent_kafka import KafkaError, KafkaException
 
-from pipeline.infra.kafka_launcher import KafkaLauncher
+from pipeline.devstack.kafka_launcher import KafkaLauncher
 from pipeline.ingest.partitioner import kafka_partition
 from pipeline.kafka import (
     EDGE_PRODUCER_CONFIG,

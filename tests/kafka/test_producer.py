@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.infra.kafka_launcher import KafkaLauncher
+from pipeline.devstack.kafka_launcher import KafkaLauncher
 from pipeline.kafka import PRODUCER_CONFIG, TopicSpec, ensure_topics, make_producer
 from pipeline.settings import Settings
 

@@ -193,7 +193,7 @@ def test_absurd_totals_raise_instead_of_rounding() -> None:
 
 
 def test_metrics_can_name_the_first_raw_tenant_header() -> None:
-    """SPEC's canonical field ``tenant_header`` is the first raw X-Tenant-Id value."""
+    """the contract's canonical field ``tenant_header`` is the first raw X-Tenant-Id value."""
     product = Product.model_validate(
         {
             "id": "p",

@@ -1,4 +1,4 @@
-"""Tenant unification rules (SPEC section 5)."""
+"""Tenant unification rules (contract §5)."""
 
 from __future__ import annotations
 

@@ -19,10 +19,10 @@ import orjson
 import pytest
 
 from pipeline.catalog import Catalog, load_catalog
+from pipeline.devstack.traffic import canonical, sample_deliveries
 from pipeline.events import encode_event
 from pipeline.replay import EventLogReport, GatewayCounts, ReplayError, event_log_report
 from pipeline.store import Store
-from pipeline.traffic import canonical, sample_deliveries
 from tests.replay.support import Call, Clock, LiveStream
 from tests.support.builders import RULES_DIR, example_catalog
 from tests.support.reference import reference_product, reference_tenant

@@ -1,17 +1,23 @@
-"""``open_store``: the server adapter when a URL is configured, else the embedded one."""
+"""``open_store``: the server the settings name; no URL is a configuration error, not a guess."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import SecretStr
 
-from pipeline.errors import StoreError
+from pipeline.errors import ConfigError, StoreError
 from pipeline.settings import Settings
 from pipeline.store import Store, open_store
-from pipeline.store.embedded import EmbeddedStore
 
 
-def test_a_url_selects_the_server_adapter() -> None:
+def test_no_url_is_a_config_error_naming_the_setting_and_the_launcher() -> None:
+    with pytest.raises(ConfigError, match="PIPELINE_CLICKHOUSE_URL is not set") as caught:
+        open_store(Settings(clickhouse_url=None))
+    assert "python -m pipeline clickhouse start" in str(caught.value)
+    assert caught.value.fields["setting"] == "PIPELINE_CLICKHOUSE_URL"
+
+
+def test_a_url_is_reached_through_the_server_adapter() -> None:
     settings = Settings(clickhouse_url=SecretStr("http://default:pw@127.0.0.1:1"))
     with pytest.raises(StoreError) as caught:
         open_store(settings)
@@ -19,14 +25,11 @@ def test_a_url_selects_the_server_adapter() -> None:
 
 
 @pytest.mark.integration
-def test_no_url_selects_the_embedded_adapter(embedded_store: EmbeddedStore) -> None:
-    settings = Settings(clickhouse_url=None, clickhouse_data_dir=embedded_store.path)
-    opened = open_store(settings)
+def test_the_configured_server_answers(clickhouse_settings: Settings) -> None:
+    opened = open_store(clickhouse_settings)
     try:
-        assert isinstance(opened, EmbeddedStore)
         assert isinstance(opened, Store)
-        assert opened.engine == "chdb"
+        assert opened.engine == "server"
         assert opened.query("SELECT 'ok' AS status") == [{"status": "ok"}]
     finally:
         opened.close()
-    assert embedded_store.query("SELECT 1 AS still_open") == [{"still_open": 1}]

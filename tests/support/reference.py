@@ -1,4 +1,4 @@
-"""A deliberately naive reference calculator for end-to-end tests (SPEC sections 5 and 6).
+"""A deliberately naive reference calculator for end-to-end tests (contract §5 and §6).
 
 Written from the spec with plain loops, independent of :mod:`pipeline.metering` (only the
 catalog's data is used), so that the production chain can be checked against it.

@@ -1,9 +1,6 @@
-"""Real processes for integration tests: a ClickHouse relay, worker processes, Kafka helpers.
-
-The test process itself holds a chdb engine (tests/conftest_store.py), and chdb allows one
-data directory per process, so worker tests run the embedded store in a relay subprocess
-(``python -m pipeline.store.relay``) that the workers and the test share over loopback.
-"""
+"""Helpers for integration tests on real processes: producing like the edge, waiting for a
+consumer group to drain a topic. Workers and the test share the run's ClickHouse server
+(tests/conftest_store.py)."""
 
 from __future__ import annotations
 

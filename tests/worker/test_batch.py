@@ -94,7 +94,7 @@ def test_first_copy_duplicate_alias_quarantine_and_dead_letter_in_one_batch() ->
 
 def test_a_redelivered_message_is_processed_again_not_counted_as_duplicate() -> None:
     """The state already holds this very message as first copy (crash after state, before
-    commit): rows are rewritten, no duplicate (SPEC 11, OpenMeter #5118)."""
+    commit): rows are rewritten, no duplicate (contract §11, OpenMeter #5118)."""
     event_ms = epoch_ms(datetime(2026, 1, 15, 10, 0, tzinfo=UTC))
     state = {dedup_key("acme", "a").encode(): FirstCopy(0, 7, event_ms, epoch_ms(NOW)).encode()}
     result = processor().process([msg(7, record(idempotency_key="a"))], lambda _i, k: state.get(k))

@@ -1,4 +1,4 @@
-"""Replay of a closed month while the live worker processes the next month (SPEC 8).
+"""Replay of a closed month while the live worker processes the next month (contract §8).
 
 March is billed live with an alias missing (part of acme's traffic quarantined as
 ``unknown_tenant``); then the alias is added and March is replayed while a live worker
@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.catalog import load_catalog
-from pipeline.processes import start_worker, stop_worker
+from pipeline.devstack.processes import start_worker, stop_worker
+from pipeline.devstack.traffic import sample_deliveries
 from pipeline.replay import run_replay
-from pipeline.traffic import sample_deliveries
 from tests.support.stack import REPO, wait_drained
-from tests.worker.test_worker_e2e import DB, Stack, expected_for, stack  # noqa: F401
+from tests.worker.test_worker_e2e import Stack, expected_for, stack  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ def test_replay_repairs_quarantine_while_live_worker_runs_next_month(
 
         def replay() -> None:
             outcome["report"] = run_replay(
-                store, DB, fixed, "2026-03", clock=lambda: datetime.now(UTC)
+                store, stack.database, fixed, "2026-03", clock=lambda: datetime.now(UTC)
             )
 
         thread = threading.Thread(target=replay)
@@ -74,26 +74,27 @@ def test_replay_repairs_quarantine_while_live_worker_runs_next_month(
         run_id = report.run_id  # type: ignore[attr-defined]
 
         # The replay run: March with the fixed catalog, every event once.
-        replayed = _meters(store, run_id, "2026-03")
+        db = stack.database
+        replayed = _meters(store, db, run_id, "2026-03")
         assert replayed == _nonzero(new_march.quantities, "2026-03")
         # Live: March as billed before (with the quarantine), April exact, nothing mixed in.
-        assert _meters(store, "live", "2026-03") == _nonzero(old.quantities, "2026-03")
-        assert _meters(store, "live", "2026-04") == _nonzero(
+        assert _meters(store, db, "live", "2026-03") == _nonzero(old.quantities, "2026-03")
+        assert _meters(store, db, "live", "2026-04") == _nonzero(
             expected_for(april).quantities, "2026-04"
         )
-        assert _meters(store, run_id, "2026-04") == {}
+        assert _meters(store, db, run_id, "2026-04") == {}
 
         # Replaying again gives a new run with the same contents.
-        again = run_replay(store, DB, fixed, "2026-03", clock=lambda: datetime.now(UTC))
+        again = run_replay(store, db, fixed, "2026-03", clock=lambda: datetime.now(UTC))
         assert again.run_id != run_id
-        assert _meters(store, again.run_id, "2026-03") == replayed
+        assert _meters(store, db, again.run_id, "2026-03") == replayed
     finally:
         stop_worker(worker)
         store.close()
 
 
 def _expected_with(catalog, deliveries):  # type: ignore[no-untyped-def]
-    from pipeline.traffic import canonical
+    from pipeline.devstack.traffic import canonical
     from tests.support.reference import expected_usage
 
     return expected_usage(catalog, [(canonical(d).model_dump(), d.copies) for d in deliveries])
@@ -103,9 +104,9 @@ def _nonzero(quantities, month):  # type: ignore[no-untyped-def]
     return {(t, p, m): q for (t, p, m, mo), q in quantities.items() if mo == month and q != 0}
 
 
-def _meters(store, run, month):  # type: ignore[no-untyped-def]
+def _meters(store, db, run, month):  # type: ignore[no-untyped-def]
     rows = store.query(
-        f"SELECT tenant, product, metric, quantity FROM {DB}.meters_monthly "
+        f"SELECT tenant, product, metric, quantity FROM {db}.meters_monthly "
         "WHERE billing_run = {run:String} AND period = {month:String}",
         {"run": run, "month": month},
     )

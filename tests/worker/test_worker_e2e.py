@@ -20,28 +20,31 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from pipeline.catalog import load_catalog
-from pipeline.infra.kafka_launcher import KafkaLauncher
+from pipeline.devstack.clickhouse_launcher import ClickHouseLauncher
+from pipeline.devstack.kafka_launcher import KafkaLauncher
+from pipeline.devstack.processes import start_worker, stop_worker, worker_env
+from pipeline.devstack.traffic import SampleDelivery, canonical, sample_deliveries, shuffled_copies
 from pipeline.kafka import group_lag
-from pipeline.processes import Relay, start_worker, stop_worker, worker_env
 from pipeline.settings import Settings
 from pipeline.store import Store, open_store
-from pipeline.traffic import SampleDelivery, canonical, sample_deliveries, shuffled_copies
 from pipeline.worker.app import EXIT_OFFSET_GAP
 from tests.support.reference import Expected, expected_usage
-from tests.support.stack import REPO, produce_events, wait_drained
+from tests.support.stack import REPO, produce_events, wait_drained, wait_for
 
 pytestmark = pytest.mark.integration
-
-DB = "metering"
 
 
 @dataclass
 class Stack:
+    """Kafka topics ``<name>.*`` and a database of their own on a ClickHouse server."""
+
     bootstrap: str
     name: str
-    relay: Relay
+    store_url: str
+    database: str
     tmp: Path
 
     @property
@@ -52,10 +55,14 @@ class Stack:
         return worker_env(
             bootstrap=self.bootstrap,
             name=self.name,
-            store_url=self.relay.url,
+            store_url=self.store_url,
             state_dir=self.tmp / f"state-{worker}",
             rules_dir=REPO / "rating_rules",
-            extra={"PIPELINE_WORKER_BATCH_MAX": "100", **extra},
+            extra={
+                "PIPELINE_WORKER_BATCH_MAX": "100",
+                "PIPELINE_CLICKHOUSE_DATABASE": self.database,
+                **extra,
+            },
         )
 
     def log(self, worker: str = "w1") -> Path:
@@ -66,12 +73,12 @@ class Stack:
         return asyncio.run(produce_events(self.bootstrap, self.topic, events))
 
     def store(self) -> Store:
-        return open_store(Settings(clickhouse_url=self.relay.url))  # type: ignore[arg-type]
+        return open_store(Settings(clickhouse_url=SecretStr(self.store_url)))
 
     def assert_exact(self, expected: Expected) -> None:
         store = self.store()
         try:
-            assert_exact(store, expected)
+            assert_exact(store, self.database, expected)
         finally:
             store.close()
 
@@ -85,14 +92,20 @@ class Stack:
             stop_worker(proc)
 
 
+def database_for(name: str) -> str:
+    return "e2e_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
 @pytest.fixture
-def stack(kafka_bootstrap: str, unique_name: str, tmp_path: Path) -> Iterator[Stack]:
-    relay = Relay(tmp_path / "clickhouse", tmp_path / "relay.log")
-    relay.start()
+def stack(
+    kafka_bootstrap: str, clickhouse_url: str, store: Store, unique_name: str, tmp_path: Path
+) -> Iterator[Stack]:
+    """Workers and the test share the run's ClickHouse server, in a database of this test."""
+    stack = Stack(kafka_bootstrap, unique_name, clickhouse_url, database_for(unique_name), tmp_path)
     try:
-        yield Stack(kafka_bootstrap, unique_name, relay, tmp_path)
+        yield stack
     finally:
-        relay.stop()
+        store.command(f"DROP DATABASE IF EXISTS {stack.database}")
 
 
 def expected_for(deliveries: list[SampleDelivery]) -> Expected:
@@ -100,9 +113,9 @@ def expected_for(deliveries: list[SampleDelivery]) -> Expected:
     return expected_usage(catalog, [(canonical(d).model_dump(), d.copies) for d in deliveries])
 
 
-def assert_exact(store: Store, expected: Expected) -> None:
+def assert_exact(store: Store, db: str, expected: Expected) -> None:
     rows = store.query(
-        f"SELECT tenant, product, metric, period, quantity FROM {DB}.meters_monthly "
+        f"SELECT tenant, product, metric, period, quantity FROM {db}.meters_monthly "
         "WHERE billing_run = 'live'"
     )
     actual = {
@@ -114,14 +127,14 @@ def assert_exact(store: Store, expected: Expected) -> None:
     assert actual == wanted
     fates = {
         r["fate"]: r["n"]
-        for r in store.query(f"SELECT fate, count() AS n FROM {DB}.event_fates GROUP BY fate")
+        for r in store.query(f"SELECT fate, count() AS n FROM {db}.event_fates GROUP BY fate")
     }
     assert fates.get("billed", 0) == expected.metered
     assert fates.get("unmapped", 0) == expected.unmapped
     assert fates.get("duplicate", 0) == expected.duplicates
     assert fates.get("quarantined", 0) == sum(expected.quarantined_copies.values())
     assert sum(fates.values()) == expected.delivered  # no event lost, none counted twice
-    [unique] = store.query(f"SELECT count() AS n FROM {DB}.usage_events FINAL")
+    [unique] = store.query(f"SELECT count() AS n FROM {db}.usage_events FINAL")
     assert unique["n"] == expected.unique
 
 
@@ -133,8 +146,10 @@ def test_exact_meters_and_fates_from_five_gateways(stack: Stack) -> None:
     stack.run_until_drained()
     store = stack.store()
     try:
-        assert_exact(store, expected)
-        gateways = store.query(f"SELECT DISTINCT gateway FROM {DB}.usage_events ORDER BY gateway")
+        assert_exact(store, stack.database, expected)
+        gateways = store.query(
+            f"SELECT DISTINCT gateway FROM {stack.database}.usage_events ORDER BY gateway"
+        )
         assert [r["gateway"] for r in gateways] == ["apigee", "aws", "azure", "kong", "mulesoft"]
     finally:
         store.close()
@@ -175,13 +190,15 @@ def test_wiped_state_directory_is_rebuilt_from_the_changelog(stack: Stack) -> No
     store = stack.store()
     try:
         [row] = store.query(
-            f"SELECT countIf(disposition = 'duplicate') AS dup FROM {DB}.event_log FINAL"
+            "SELECT countIf(disposition = 'duplicate') AS dup "
+            f"FROM {stack.database}.event_log FINAL"
         )
         # every retried copy whose tenant resolves was recognised by the rebuilt state
         assert row["dup"] == sum(1 for d in retried if _resolves(d))
         again = {d.call.idempotency_key for d in retried}
         assert_exact(
             store,
+            stack.database,
             expected_for(
                 [
                     SampleDelivery(d.gateway, d.call, 2 if d.call.idempotency_key in again else 1)
@@ -231,29 +248,61 @@ def test_second_worker_joins_then_one_leaves_by_sigterm(stack: Stack) -> None:
     stack.assert_exact(expected)
 
 
-def test_clickhouse_away_for_a_while_then_catch_up(stack: Stack) -> None:
+def test_clickhouse_server_sigkilled_mid_stream_then_restarted_catches_up(
+    kafka_bootstrap: str, unique_name: str, tmp_path: Path
+) -> None:
+    """The ClickHouse server process is SIGKILLed while the worker writes: the worker holds
+    without committing, and once the server is back on the same port and data it catches up."""
+    server = ClickHouseLauncher(tmp_path / "clickhouse")  # ours alone: it gets killed
+    info = server.start()
+    stack = Stack(kafka_bootstrap, unique_name, info.url, "metering", tmp_path)
     deliveries = sample_deliveries(500, seed=6)
     expected = expected_for(deliveries)
-    stack.produce(deliveries[:100], seed=31)
-    proc = start_worker(stack.env(), stack.log())
     try:
-        wait_drained(stack.bootstrap, stack.name, stack.topic, alive=[proc], logs=[stack.log()])
-        stack.relay.kill()  # ClickHouse gone
-        stack.produce(deliveries[100:], seed=32)
-        time.sleep(8)
-        # Nothing may be acknowledged while nothing can be written.
-        assert stack.log().read_text().count("ClickHouse insert failed") >= 1
-        lag = asyncio.run(group_lag(stack.bootstrap, stack.name, stack.topic))
-        assert lag is not None and lag > 0
-        stack.relay.start()  # back, same data dir and port
-        wait_drained(stack.bootstrap, stack.name, stack.topic, alive=[proc], logs=[stack.log()])
+        stack.produce(deliveries[:100], seed=31)
+        proc = start_worker(stack.env(), stack.log())
+        try:
+            wait_drained(stack.bootstrap, stack.name, stack.topic, alive=[proc], logs=[stack.log()])
+            stack.produce(deliveries[100:], seed=32)
+            wait_for(lambda: _committed(stack) > 100, 60, "the worker to commit new batches")
+            assert server.kill() == info.pid  # mid-stream: batches of 100 are being written
+            wait_for(
+                lambda: stack.log().read_text().count("ClickHouse insert failed") >= 2,
+                60,
+                "the worker to fail an insert and retry it",
+            )
+            # Nothing is acknowledged while nothing can be written: the commits stay put.
+            held = _committed(stack)
+            time.sleep(3)
+            assert _committed(stack) == held < expected.delivered
+            assert proc.poll() is None
+            assert server.start().http_port == info.http_port  # back: same port and data
+            wait_drained(stack.bootstrap, stack.name, stack.topic, alive=[proc], logs=[stack.log()])
+        finally:
+            stop_worker(proc)
+        stack.assert_exact(expected)
     finally:
-        stop_worker(proc)
-    stack.assert_exact(expected)
+        server.stop()
+
+
+def _committed(stack: Stack) -> int:
+    """Offsets the worker group has committed on the events topic, summed over partitions."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def read() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(stack.name)
+        finally:
+            await admin.close()
+        return sum(meta.offset for tp, meta in offsets.items() if tp.topic == stack.topic)
+
+    return asyncio.run(read())
 
 
 def test_kafka_away_for_a_while_the_same_worker_holds_then_continues(
-    tmp_path: Path, unique_name: str
+    tmp_path: Path, unique_name: str, clickhouse_url: str, store: Store
 ) -> None:
     shared = Settings()
     libs = KafkaLauncher(shared.cache_dir, shared.kafka_version).ensure_jars()
@@ -261,9 +310,7 @@ def test_kafka_away_for_a_while_the_same_worker_holds_then_continues(
     launcher.home.mkdir(parents=True)
     os.symlink(libs, launcher.libs_dir)
     bootstrap = launcher.start().bootstrap_servers
-    relay = Relay(tmp_path / "clickhouse", tmp_path / "relay.log")
-    relay.start()
-    stack = Stack(bootstrap, unique_name, relay, tmp_path)
+    stack = Stack(bootstrap, unique_name, clickhouse_url, database_for(unique_name), tmp_path)
     deliveries = sample_deliveries(600, seed=8)
     expected = expected_for(deliveries)
     try:
@@ -283,7 +330,7 @@ def test_kafka_away_for_a_while_the_same_worker_holds_then_continues(
             stop_worker(proc)
         stack.assert_exact(expected)
     finally:
-        relay.stop()
+        store.command(f"DROP DATABASE IF EXISTS {stack.database}")
         launcher.stop()
 
 
@@ -301,7 +348,7 @@ def test_quantities_are_decimals(stack: Stack) -> None:
     stack.run_until_drained()
     store = stack.store()
     try:
-        rows = store.query(f"SELECT quantity FROM {DB}.meters_monthly")
+        rows = store.query(f"SELECT quantity FROM {stack.database}.meters_monthly")
         assert rows and all(isinstance(r["quantity"], Decimal) for r in rows)
     finally:
         store.close()
@@ -313,7 +360,7 @@ def test_one_invoice_for_a_tenant_seen_through_three_gateways(stack: Stack) -> N
     from datetime import UTC, datetime, timedelta
 
     from pipeline.billing import invoice_tenant
-    from pipeline.ingest.decoders.samples import SampleCall
+    from pipeline.devstack.samples import SampleCall
     from pipeline.rating import Period, compute_invoice
 
     variants = {"kong": "ACME-LEGACY", "azure": " acme_eu ", "mulesoft": "Acme"}
@@ -356,11 +403,12 @@ def test_one_invoice_for_a_tenant_seen_through_three_gateways(stack: Stack) -> N
     store = stack.store()
     try:
         gateways = store.query(
-            f"SELECT DISTINCT gateway FROM {DB}.usage_events FINAL WHERE tenant = 'acme'"
+            f"SELECT DISTINCT gateway FROM {stack.database}.usage_events FINAL "
+            "WHERE tenant = 'acme'"
         )
         assert {r["gateway"] for r in gateways} == {"kong", "azure", "mulesoft"}
         stored = invoice_tenant(
-            store, DB, catalog, "ACME-LEGACY", period, clock=lambda: datetime.now(UTC)
+            store, stack.database, catalog, "ACME-LEGACY", period, clock=lambda: datetime.now(UTC)
         )
     finally:
         store.close()

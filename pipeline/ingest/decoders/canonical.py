@@ -1,11 +1,11 @@
-"""Canonical events posted directly by a plugin (SPEC section 4), accepted for every gateway.
+"""Canonical events posted directly by a plugin (contract §4), accepted for every gateway.
 
 An item "looks canonical" when it is an object with both ``idempotency_key`` and ``timestamp``.
 Field by field it may use the same lenient forms as native payloads (numbers as strings,
 blank = absent) and:
 
 * ``timestamp``: ISO-8601 with UTC offset, or epoch milliseconds (number or string)
-* ``tenant_header`` (SPEC name; a string or an array of strings) or ``tenant_headers`` (array)
+* ``tenant_header`` (contract §4; a string or an array of strings) or ``tenant_headers`` (array)
 * ``attributes``: an object of scalar values (numbers and booleans become text, nulls dropped)
 * ``gateway`` / ``integration_id`` may be present but are replaced by the integration's own
   (an integration cannot report as another one). Any other field is rejected by name.

@@ -21,8 +21,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.devstack import samples
 from pipeline.events import GATEWAYS, MAX_EVENT_INTEGER, Gateway
-from pipeline.ingest.decoders import DecodedItem, decode_items, samples
+from pipeline.ingest.decoders import DecodedItem, decode_items
 from pipeline.ingest.decoders.context import DecoderContext
 from tests.ingest.decoders import reference
 from tests.ingest.decoders.reference.codec import encode_event as reference_encode_event

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.devstack import samples
 from pipeline.events import GATEWAYS
-from pipeline.ingest.decoders import DECODERS, decode_items, samples
+from pipeline.ingest.decoders import DECODERS, decode_items
 
 from .support import context
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.ingest.decoders import samples
+from pipeline.devstack import samples
 from pipeline.ingest.decoders.fast import fast_records
 from tests.ingest.decoders.fast.test_contract import check, plain_calls
 from tests.ingest.decoders.test_against_reference import CHECKS, context

@@ -17,11 +17,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.bench import build_bodies, dev_plugins
 from pipeline.catalog import load_catalog
+from pipeline.devstack import samples
+from pipeline.devstack.bench import build_bodies, dev_plugins
 from pipeline.events import GATEWAYS, Gateway
 from pipeline.ingest.body import decompress_body, parse_items
-from pipeline.ingest.decoders import decode_items, samples
+from pipeline.ingest.decoders import decode_items
 from pipeline.ingest.decoders.context import DecoderContext
 from pipeline.ingest.decoders.fast import fast_records
 from pipeline.ingest.errors import UndecodableBody

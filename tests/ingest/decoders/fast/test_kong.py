@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.ingest.decoders import samples
+from pipeline.devstack import samples
 from pipeline.ingest.decoders.context import DecoderContext
 from pipeline.ingest.decoders.fast import fast_records
 from tests.ingest.decoders.fast.test_contract import check, general_records, plain_calls

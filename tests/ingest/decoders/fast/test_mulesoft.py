@@ -17,8 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.devstack import samples
 from pipeline.events import MAX_EVENT_INTEGER, MAX_IDEMPOTENCY_KEY_LENGTH
-from pipeline.ingest.decoders import samples
 from pipeline.ingest.decoders.fast import fast_records
 from tests.ingest.decoders.fast.test_contract import check
 from tests.ingest.decoders.test_against_reference import context

@@ -1,1 +1,0 @@
-"""Local infrastructure owned by the project (the Kafka broker launcher)."""
