@@ -60,11 +60,28 @@ class Settings(BaseSettings):
     state_dir: Path = Path("var")
 
     # --- Ingest edge -----------------------------------------------------------------------------
+    # Sized from what the plugins send: ~100 events per 5-s flush, 5-20 KB as lz4 and 20-100 KB
+    # of JSON; a CloudWatch Logs subscription delivers at most 10,000 log events per envelope
+    # (~1 MB compressed). The caps leave room for spill-to-disk replays of larger batches while
+    # bounding what one request may cost: 32 requests in flight of at most 4 MiB each hold at
+    # most 128 MiB of bodies, and decoding (one request at a time, on the event loop) at most
+    # 16 MiB of JSON; the edge's peak memory under a hostile campaign is in docs/benchmarks.md.
     ingest_max_body_bytes: int = Field(
-        default=8 * 1024 * 1024, ge=1024, description="cap on a request body as sent (compressed)"
+        default=4 * 1024 * 1024, ge=1024, description="cap on a request body as sent (compressed)"
     )
     ingest_max_decompressed_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1024, description="cap on a body after decompression"
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="cap on what one request decompresses: the body and any gzip data inside it",
+    )
+    ingest_max_events: int = Field(
+        default=10_000, ge=1, description="most events one request may carry (413 past it)"
+    )
+    ingest_max_concurrent_requests: int = Field(
+        default=32, ge=1, description="requests in progress at once; more get 503 + Retry-After"
+    )
+    ingest_body_timeout_s: float = Field(
+        default=30.0, gt=0, description="a body not received within this is refused (408)"
     )
     ingest_kafka_timeout_s: float = Field(
         default=10.0, gt=0, description="answer 503 when Kafka has not acknowledged in time"

@@ -46,11 +46,19 @@ class Tenant(RuleModel):
 def _sha256_hex(value: str) -> str:
     digest = value.strip().lower()
     if not _SHA256_HEX.fullmatch(digest):
+        # The value is not echoed: a key pasted here by mistake must not reach logs.
         raise ValueError(
-            "must be the sha256 of the api key as 64 hex characters "
-            f"(got {len(digest)} characters: {value!r})"
+            "must be the sha256 of the api key as 64 hex characters, e.g. "
+            f'printf %s "$KEY" | sha256sum (got {len(digest)} characters, not shown)'
         )
     return digest
+
+
+ANY_TENANT: Final = "any"
+_ALLOWED_TENANTS_HINT: Final = (
+    "list the tenants this integration's key may bill (allowed_tenants: [acme, globex]), or "
+    "write allowed_tenants: any for a single-tenant deployment"
+)
 
 
 class Integration(RuleModel):
@@ -60,8 +68,20 @@ class Integration(RuleModel):
     gateway: Gateway
     api_key_sha256: Annotated[str, AfterValidator(_sha256_hex)]
     default_tenant: Identifier | None = None
-    allowed_tenants: tuple[Identifier, ...] | None = None
+    #: deny by default (contract §12): the tenants this key may bill, or ``"any"``
+    allowed_tenants: tuple[Identifier, ...] | Literal["any"]
     api_key_tenants: dict[Text, Identifier] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tenants_are_named(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("allowed_tenants") is None:
+            state = "missing" if "allowed_tenants" not in data else "null"
+            raise ValueError(
+                f"allowed_tenants is {state}: an integration bills no tenant by default; "
+                + _ALLOWED_TENANTS_HINT
+            )
+        return data
 
     @field_validator("api_key_tenants", mode="before")
     @classmethod
@@ -75,11 +95,11 @@ class Integration(RuleModel):
                 f"api_key_tenants is only used by aws integrations (this one is {self.gateway}); "
                 "remove it"
             )
-        if self.allowed_tenants is not None:
+        if self.allowed_tenants != ANY_TENANT:
             if not self.allowed_tenants:
                 raise ValueError(
                     "allowed_tenants is empty, so every event would be quarantined; "
-                    "use null to allow all tenants"
+                    + _ALLOWED_TENANTS_HINT
                 )
             allowed = set(self.allowed_tenants)
             if self.default_tenant is not None and self.default_tenant not in allowed:
@@ -99,16 +119,21 @@ class Integration(RuleModel):
         refs: list[tuple[str, str]] = []
         if self.default_tenant is not None:
             refs.append(("default_tenant", self.default_tenant))
-        refs.extend(("allowed_tenants", tenant) for tenant in self.allowed_tenants or ())
+        refs.extend(("allowed_tenants", tenant) for tenant in self.listed_tenants)
         refs.extend(
             (f"api_key_tenants['{key_id}']", tenant)
             for key_id, tenant in self.api_key_tenants.items()
         )
         return tuple(refs)
 
+    @property
+    def listed_tenants(self) -> tuple[str, ...]:
+        """The tenants ``allowed_tenants`` names; empty when it says ``any``."""
+        return () if self.allowed_tenants == ANY_TENANT else self.allowed_tenants
+
     def allows(self, tenant_id: str) -> bool:
         """Whether this integration may report usage for ``tenant_id`` (a canonical id)."""
-        return self.allowed_tenants is None or tenant_id in self.allowed_tenants
+        return self.allowed_tenants == ANY_TENANT or tenant_id in self.allowed_tenants
 
 
 def _http_method(value: str) -> str:

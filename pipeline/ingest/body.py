@@ -1,23 +1,33 @@
 """Turn a POST body into raw items: decompress (bounded), then JSON array / object / NDJSON.
 
-Decompression never produces more than ``max_decompressed + 1`` bytes: both the lz4 frame
+Decompression never produces more than the request's budget plus one byte: the lz4 frame
 decompressor and zlib are asked for at most the remaining budget plus one byte, so a
-decompression bomb is detected after allocating about the cap, never its full size.
+decompression bomb is detected after allocating about the cap, never its full size. One
+:class:`DecompressionBudget` is shared by every nested stage of a request: the body, then any
+gzip data inside its items (AWS's ``awslogs.data``), so a body of many small compressed items
+cannot expand past the cap either.
 
-Items are returned as parsed JSON values (the decoders interpret them); :func:`item_bytes`
-gives each item's bytes for the dead-letter topic (re-serialised compact JSON, which carries
-exactly the same JSON value as the plugin sent).
+Concatenated lz4 frames or gzip members are walked in one pass: each decompressor is fed at
+most :data:`FEED_BYTES` at a time, so what it hands back as unused data (a copy) is bounded,
+and a body holds at most :data:`MAX_FRAMES` of them (the plugins send one). Before, every frame
+copied the rest of the body: 40,000 empty gzip members took 0.37 s.
+
+Items are parsed by :mod:`pipeline.ingest.items`; :func:`item_bytes` gives an item's bytes for
+the dead-letter topic (re-serialised compact JSON, which carries exactly the same JSON value as
+the plugin sent).
 """
 
 from __future__ import annotations
 
 import zlib
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Final, Literal, Protocol
 
 import lz4.frame
 import orjson
 
 from pipeline.ingest.errors import BodyTooLarge, UndecodableBody, UnsupportedEncoding, short_repr
+from pipeline.ingest.items import DEFAULT_MAX_ITEMS, parse_items
 
 Encoding = Literal["lz4", "gzip", "identity"]
 
@@ -28,19 +38,54 @@ _ENCODINGS: dict[str, Encoding] = {
     "identity": "identity",
     "": "identity",
 }
-_BOM = b"\xef\xbb\xbf"
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
-_FORMS_HINT = "send a JSON array of events, one event object, or NDJSON (one object per line)"
+#: concatenated lz4 frames / gzip members one body may hold (a plugin sends one)
+MAX_FRAMES: Final = 64
+#: bytes handed to a decompressor at a time (bounds the copy it returns as unused data)
+FEED_BYTES: Final = 256 * 1024
+
+
+class DecompressionBudget:
+    """Bytes one request may still decompress, shared by every nested stage."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.limit - self.used
+
+    def spend(self, size: int) -> None:
+        self.used += size
+        if self.used > self.limit:
+            raise BodyTooLarge(self.limit, "decompressed")
+
+    def gunzip(self, data: bytes) -> bytes:
+        """Gzip data nested in an item, charged to this request's budget."""
+        try:
+            out = gunzip_bounded(data, self.remaining)
+        except BodyTooLarge:
+            raise BodyTooLarge(self.limit, "decompressed") from None
+        self.spend(len(out))
+        return out
 
 
 def decode_body(
-    raw: bytes, content_encoding: str | None, *, max_compressed: int, max_decompressed: int
+    raw: bytes,
+    content_encoding: str | None,
+    *,
+    max_compressed: int,
+    max_decompressed: int,
+    max_items: int = DEFAULT_MAX_ITEMS,
 ) -> list[Any]:
     """The items of one request body. Raises an :class:`IngestError` subclass, nothing else."""
     data = decompress_body(
         raw, content_encoding, max_compressed=max_compressed, max_decompressed=max_decompressed
     )
-    return parse_items(data)
+    return parse_items(data, max_items=max_items)
 
 
 def content_encoding_of(header: str | None) -> Encoding:
@@ -68,107 +113,94 @@ def decompress_body(
     return bytes(raw)
 
 
+class _Decompressor(Protocol):
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def unused_data(self) -> bytes | None: ...
+
+
 def lz4_frame_bounded(data: bytes, limit: int) -> bytes:
     """Decompress one or more concatenated lz4 frames, refusing more than ``limit`` bytes."""
     if not data:
         raise UndecodableBody("the lz4 body is empty")
-    chunks: list[bytes] = []
-    total = 0
-    remaining = bytes(data)
-    while remaining:
-        decompressor = lz4.frame.LZ4FrameDecompressor()
+
+    def feed(decompressor: Any, chunk: memoryview, room: int) -> bytes:
         try:
-            out = decompressor.decompress(remaining, max_length=limit - total + 1)
+            return bytes(decompressor.decompress(chunk, max_length=room))
         except RuntimeError as exc:
             raise UndecodableBody(
                 f"invalid lz4 frame data ({exc}); frames, not raw blocks"
             ) from exc
-        total += len(out)
-        if total > limit:
-            raise BodyTooLarge(limit, "decompressed")
-        chunks.append(out)
-        if not decompressor.eof:
-            raise UndecodableBody("truncated lz4 frame: the body ends before the frame's end mark")
-        remaining = decompressor.unused_data
-    return b"".join(chunks)
+
+    return _frames(
+        data,
+        limit,
+        lz4.frame.LZ4FrameDecompressor,
+        feed,
+        kind="lz4 frames",
+        truncated="truncated lz4 frame: the body ends before the frame's end mark",
+    )
 
 
 def gunzip_bounded(data: bytes, limit: int) -> bytes:
     """Decompress one or more gzip members, refusing more than ``limit`` bytes."""
     if not data:
         raise UndecodableBody("the gzip body is empty")
-    chunks: list[bytes] = []
-    total = 0
-    remaining = bytes(data)
-    while remaining:
-        decompressor = zlib.decompressobj(wbits=_GZIP_WBITS)
+
+    def feed(decompressor: Any, chunk: memoryview, room: int) -> bytes:
         try:
-            out = decompressor.decompress(remaining, limit - total + 1)
+            return bytes(decompressor.decompress(chunk, room))
         except zlib.error as exc:
             raise UndecodableBody(f"invalid gzip data ({exc})") from exc
-        total += len(out)
-        if total > limit:
-            raise BodyTooLarge(limit, "decompressed")
-        chunks.append(out)
-        if not decompressor.eof:
-            raise UndecodableBody("truncated gzip data: the body ends before the gzip trailer")
-        remaining = decompressor.unused_data
+
+    return _frames(
+        data,
+        limit,
+        lambda: zlib.decompressobj(wbits=_GZIP_WBITS),
+        feed,
+        kind="gzip members",
+        truncated="truncated gzip data: the body ends before the gzip trailer",
+    )
+
+
+def _frames(
+    data: bytes,
+    limit: int,
+    new: Callable[[], Any],
+    feed: Callable[[Any, memoryview, int], bytes],
+    *,
+    kind: str,
+    truncated: str,
+) -> bytes:
+    """Walk concatenated frames in one pass (see the module doc); ``limit`` bounds the output."""
+    view = memoryview(data)
+    size = len(view)
+    chunks: list[bytes] = []
+    total = 0
+    position = 0
+    frames = 0
+    while position < size:
+        frames += 1
+        if frames > MAX_FRAMES:
+            raise UndecodableBody(
+                f"the body holds more than {MAX_FRAMES} concatenated {kind}; send one"
+            )
+        decompressor: _Decompressor = new()
+        while True:
+            chunk = view[position : position + FEED_BYTES]
+            if not chunk:
+                raise UndecodableBody(truncated)
+            out = feed(decompressor, chunk, limit - total + 1)
+            total += len(out)
+            if total > limit:
+                raise BodyTooLarge(limit, "decompressed")
+            chunks.append(out)
+            if decompressor.eof:
+                position += len(chunk) - len(decompressor.unused_data or b"")
+                break
+            position += len(chunk)
     return b"".join(chunks)
-
-
-def parse_items(data: bytes) -> list[Any]:
-    """JSON array -> its items; one object -> ``[obj]``; NDJSON -> one item per non-blank line."""
-    text = data[len(_BOM) :] if data.startswith(_BOM) else data
-    text = text.strip()
-    if not text:
-        raise UndecodableBody(f"the body is empty; {_FORMS_HINT}")
-    try:
-        parsed = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        if text[:1] == b"{" and b"\n" in text:
-            items = _parse_ndjson(text)
-        else:
-            raise UndecodableBody(f"invalid JSON ({exc})") from exc
-    else:
-        if isinstance(parsed, list):
-            items = parsed
-        elif isinstance(parsed, dict):
-            items = [parsed]
-        else:
-            raise UndecodableBody(
-                f"the body is a JSON {_json_type(parsed)}, not an object or array; {_FORMS_HINT}"
-            )
-    _check_serialisable(items)
-    return items
-
-
-def _parse_ndjson(text: bytes) -> list[Any]:
-    items: list[Any] = []
-    for number, line in enumerate(text.split(b"\n"), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            item = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise UndecodableBody(
-                f"NDJSON line {number} is not valid JSON ({exc})", line=number
-            ) from exc
-        if not isinstance(item, dict):
-            raise UndecodableBody(
-                f"NDJSON line {number} is a JSON {_json_type(item)}, not an object", line=number
-            )
-        items.append(item)
-    return items
-
-
-def _check_serialisable(items: list[Any]) -> None:
-    # orjson parses up to 1024 levels but serialises only 254; an item we cannot serialise
-    # could not be dead-lettered, so the whole body is refused (and dead-lettered raw) instead.
-    try:
-        orjson.dumps(items)
-    except orjson.JSONEncodeError as exc:
-        raise UndecodableBody(f"the JSON is nested too deeply ({exc})") from exc
 
 
 def item_bytes(item: Any) -> bytes:
@@ -179,13 +211,16 @@ def item_bytes(item: Any) -> bytes:
         return orjson.dumps({"unserialisable_item": short_repr(item), "error": str(exc)})
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
+__all__ = [
+    "FEED_BYTES",
+    "MAX_FRAMES",
+    "DecompressionBudget",
+    "Encoding",
+    "content_encoding_of",
+    "decode_body",
+    "decompress_body",
+    "gunzip_bounded",
+    "item_bytes",
+    "lz4_frame_bounded",
+    "parse_items",
+]

@@ -1,6 +1,7 @@
 """Deliberate errors of the ingest edge. The HTTP layer maps them to status codes:
-``BodyTooLarge`` -> 413, ``UnsupportedEncoding`` -> 415, ``UndecodableBody`` -> 400 (and a
-dead letter with the raw body); ``EventRejected`` is one event's rejection inside a 202.
+``BodyTooLarge`` and ``BatchTooLarge`` -> 413, ``UnsupportedEncoding`` -> 415,
+``UndecodableBody`` -> 400 (and a dead letter with the raw body); ``EventRejected`` is one
+event's rejection inside a 202.
 """
 
 from __future__ import annotations
@@ -50,6 +51,23 @@ _STAGE_TEXT: dict[SizeStage, str] = {
     "compressed": "as sent (compressed)",
     "decompressed": "after decompression",
 }
+
+
+class BatchTooLarge(IngestError):
+    """The body holds more events (or JSON values) than one request may: 413, split it."""
+
+    def __init__(self, what: str, limit: int, count: int, *, counted_as: str = "") -> None:
+        how = f" ({counted_as})" if counted_as else ""
+        super().__init__(
+            f"request body holds {count} {what}{how}, more than the {limit} one request may "
+            "carry; split the batch into smaller batches and retry",
+            what=what,
+            limit=limit,
+            count=count,
+        )
+        self.what = what
+        self.limit = limit
+        self.count = count
 
 
 class UndecodableBody(IngestError):

@@ -13,10 +13,13 @@ outcome                            answer
 =================================  ======================================================
 batch acknowledged by Kafka        202 ``{"accepted", "rejected", "errors": [...]}``
 missing / unknown key              401 ``{"error": "unauthorized"}`` (nothing more)
-body over a size cap               413 with the limit and a hint to split the batch
+body over a size cap, or more       413 with the limit and a hint to split the batch
+events than one request may carry
 unsupported ``Content-Encoding``   415 (body dead-lettered first)
 undecodable body                   400 with the reason (body dead-lettered first)
 body not fully received            400 (nothing published; the plugin retries)
+body not received in time          408 (the read timeout; the connection is closed)
+too many requests in progress      503 with ``Retry-After``, before the body is read
 Kafka error or timeout             503 with ``Retry-After``; never 2xx for unacked data
 =================================  ======================================================
 
@@ -27,6 +30,7 @@ one structured line per request instead).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -36,7 +40,12 @@ from aiohttp import ClientPayloadError, web
 
 from pipeline.catalog import Integration
 from pipeline.ingest.auth import Unauthenticated
-from pipeline.ingest.errors import BodyTooLarge, UndecodableBody, UnsupportedEncoding
+from pipeline.ingest.errors import (
+    BatchTooLarge,
+    BodyTooLarge,
+    UndecodableBody,
+    UnsupportedEncoding,
+)
 from pipeline.ingest.metrics import METRICS_CONTENT_TYPE, IngestMetrics, RejectionClass
 from pipeline.ingest.publisher import PublishFailed
 from pipeline.ingest.service import IngestService
@@ -49,6 +58,7 @@ RETRY_AFTER_S: Final = 5
 SUPPORTED_ENCODINGS: Final = ("lz4", "gzip", "identity")
 SPLIT_HINT: Final = "split the batch into smaller batches (fewer events per request) and retry"
 RUNNER_OPTIONS: Final[dict[str, Any]] = {"auto_decompress": False, "access_log": None}
+UNAUTHORIZED_LOG_EVERY_S: Final = 10.0
 
 Readiness = Callable[[], Awaitable[bool]]
 
@@ -77,15 +87,42 @@ class _Edge:
         self.service = service
         self.metrics = metrics
         self.kafka_ready = kafka_ready
+        self.in_progress = 0
+        self.unauthorized = _SampledLog(UNAUTHORIZED_LOG_EVERY_S)
 
     async def ingest(self, request: web.Request) -> web.Response:
+        limits = self.service.limits
+        if self.in_progress >= limits.max_concurrent_requests:
+            # Saturated: refuse before reading anything (each request may hold a whole body).
+            self.metrics.requests.labels("503").inc()
+            self.metrics.rejected.labels("unknown", "saturated").inc()
+            response = json_response(
+                503,
+                {"error": "the edge is busy; the batch was not accepted, retry it",
+                 "retry_after_s": RETRY_AFTER_S},
+                {"Retry-After": str(RETRY_AFTER_S)},
+            )  # fmt: skip
+            response.force_close()
+            return response
+        self.in_progress += 1
+        try:
+            return await self._ingest(request)
+        finally:
+            self.in_progress -= 1
+
+    async def _ingest(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         integration: Integration | None = None
         fields: dict[str, Any] = {}
+        limits = self.service.limits
         try:
             integration = self.service.authenticate(request.headers.get("Authorization"))
             self.service.check_declared_length(request.content_length)
-            body = await read_body(request, self.service.limits.max_body_bytes)
+            try:
+                async with asyncio.timeout(limits.body_timeout_s):
+                    body = await read_body(request, limits.max_body_bytes)
+            except TimeoutError:
+                raise BodyTimedOut(limits.body_timeout_s) from None
             read_s = time.perf_counter() - started
             self.metrics.stage.labels("read").observe(read_s)
             self.metrics.body_bytes.observe(len(body))
@@ -119,6 +156,17 @@ class _Edge:
             )
             if exc.stage == "compressed":
                 response.force_close()  # the rest of the body is not read
+        except BatchTooLarge as exc:
+            fields["error"] = exc.message
+            response = json_response(
+                413,
+                {"error": exc.message, "limit": exc.limit, "count": exc.count, "of": exc.what,
+                 "hint": SPLIT_HINT},
+            )  # fmt: skip
+        except BodyTimedOut as exc:
+            fields["error"] = str(exc)
+            response = json_response(408, {"error": str(exc)})
+            response.force_close()
         except UnsupportedEncoding as exc:
             fields["error"] = exc.message
             self._count_rejected_body(integration, "unsupported_encoding")
@@ -145,6 +193,16 @@ class _Edge:
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels(str(response.status)).inc()
         self.metrics.latency.observe(elapsed)
+        if response.status == 401:
+            # Anyone can send requests without a key: one line per interval, with a count,
+            # so that a flood of them cannot fill the logs (the metric counts every one).
+            suppressed = self.unauthorized.due()
+            if suppressed is not None:
+                log.info(
+                    "ingest", integration=None, status=401, also_refused_since_last=suppressed,
+                    **fields,
+                )  # fmt: skip
+            return response
         log.info(
             "ingest",
             integration=_id(integration),
@@ -175,6 +233,35 @@ class _Edge:
 
 class BodyNotReceived(Exception):
     """The connection broke or the chunked framing was invalid before the body's end."""
+
+
+class BodyTimedOut(Exception):
+    """The body did not arrive within the read timeout (a slow or stalled client)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            f"the request body was not received within {timeout_s:g} s; "
+            "nothing was accepted, send it again"
+        )
+
+
+class _SampledLog:
+    """At most one log line per ``every_s``: :meth:`due` returns how many occurrences were not
+    logged since the last line (0 or more) when a line is due, else None."""
+
+    def __init__(self, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s = every_s
+        self.clock = clock
+        self.last: float | None = None
+        self.skipped = 0
+
+    def due(self) -> int | None:
+        now = self.clock()
+        if self.last is not None and now - self.last < self.every_s:
+            self.skipped += 1
+            return None
+        skipped, self.skipped, self.last = self.skipped, 0, now
+        return skipped
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

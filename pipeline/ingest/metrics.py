@@ -18,7 +18,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-RejectionClass = Literal["invalid_event", "undecodable_body", "unsupported_encoding"]
+RejectionClass = Literal["invalid_event", "undecodable_body", "unsupported_encoding", "saturated"]
 Stage = Literal["read", "decode", "publish"]
 
 LATENCY_BUCKETS: Final = (

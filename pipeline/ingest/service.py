@@ -5,7 +5,8 @@ socket and alone chooses status codes). Its outcomes:
 
 * :meth:`IngestService.authenticate` raises :class:`~pipeline.ingest.auth.Unauthenticated`.
 * :meth:`IngestService.ingest` returns an :class:`IngestResult` once Kafka acknowledged every
-  record, or raises: ``BodyTooLarge`` (nothing published: the plugin splits and retries),
+  record, or raises: ``BodyTooLarge`` / ``BatchTooLarge`` (nothing published: the plugin splits
+  and retries),
   ``UnsupportedEncoding`` / ``UndecodableBody`` (*after* the raw body was dead-lettered, so
   nothing a plugin sent is lost), ``PublishFailed`` (Kafka down or slow: retry later).
 
@@ -30,18 +31,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from pipeline.catalog import Catalog, Integration
 from pipeline.events import format_utc
 from pipeline.ingest.auth import authenticate
-from pipeline.ingest.body import decompress_body, parse_items
+from pipeline.ingest.body import DecompressionBudget, decompress_body
+from pipeline.ingest.checks import RecordChecks
 from pipeline.ingest.decoders import DecodedItem, DecoderContext, decode_items
-from pipeline.ingest.decoders.context import DEFAULT_MAX_EMBEDDED_BYTES
 from pipeline.ingest.decoders.fast import fast_records
-from pipeline.ingest.errors import BodyTooLarge, IngestError, UndecodableBody, UnsupportedEncoding
+from pipeline.ingest.errors import (
+    BatchTooLarge,
+    BodyTooLarge,
+    IngestError,
+    UndecodableBody,
+    UnsupportedEncoding,
+)
+from pipeline.ingest.items import DEFAULT_MAX_ITEMS, parse_items
 from pipeline.ingest.publisher import Headers, OutgoingRecord, Publisher
 from pipeline.settings import Settings
 
@@ -50,6 +58,12 @@ Timer = Callable[[], float]
 
 MAX_REASON_CHARS: Final = 1000
 """Rejection reasons are cut to this length in responses and headers (they may quote input)."""
+MAX_EVENT_RECORD_BYTES: Final = 256 * 1024
+"""An event record larger than this is that event's rejection (a usage event is ~1 KB; the
+broker refuses records over the events topic's ``max.message.bytes``, 1 MiB by default, and a
+refused record used to fail its whole batch with 503 on every retry of the plugin)."""
+MAX_ERRORS_LISTED: Final = 100
+"""Rejections listed in a 202 (a plugin sends ~100 events; 80,000 bad items made an 8 MB answer)."""
 DEAD_LETTER_OVERHEAD_BYTES: Final = 64 * 1024
 """Room for key, headers and record framing on top of the largest dead-lettered value."""
 _new_record: Final = tuple.__new__  # an OutgoingRecord per event without NamedTuple's __new__
@@ -61,14 +75,24 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class IngestLimits:
-    """Size caps of a request body, as sent and after decompression."""
+    """Caps on one request: body size as sent and after every decompression stage, events."""
 
     max_body_bytes: int
     max_decompressed_bytes: int
+    max_events: int = DEFAULT_MAX_ITEMS
+    max_concurrent_requests: int = 32
+    body_timeout_s: float = 30.0
+    max_event_record_bytes: int = MAX_EVENT_RECORD_BYTES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestLimits:
-        return cls(settings.ingest_max_body_bytes, settings.ingest_max_decompressed_bytes)
+        return cls(
+            settings.ingest_max_body_bytes,
+            settings.ingest_max_decompressed_bytes,
+            settings.ingest_max_events,
+            settings.ingest_max_concurrent_requests,
+            settings.ingest_body_timeout_s,
+        )
 
     @property
     def dead_letter_record_bytes(self) -> int:
@@ -100,8 +124,17 @@ class IngestResult:
     """Decoded by the typed fast path (:mod:`pipeline.ingest.decoders.fast`)."""
 
     def response(self) -> dict[str, Any]:
-        """The 202 body: ``{"accepted": n, "rejected": m, "errors": [...]}``."""
-        return {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
+        """The 202 body: ``{"accepted": n, "rejected": m, "errors": [...]}``; the first
+        :data:`MAX_ERRORS_LISTED` errors (``errors_not_listed`` counts the others, every one
+        of them is on the dead-letter topic with its reason)."""
+        body: dict[str, Any] = {
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "errors": self.errors[:MAX_ERRORS_LISTED],
+        }
+        if len(self.errors) > MAX_ERRORS_LISTED:
+            body["errors_not_listed"] = len(self.errors) - MAX_ERRORS_LISTED
+        return body
 
 
 class IngestService:
@@ -124,6 +157,7 @@ class IngestService:
         self._clock = clock
         self._timer = timer
         self._contexts: dict[str, DecoderContext] = {}
+        self._checks = RecordChecks(catalog, limits.max_event_record_bytes)
 
     def authenticate(self, authorization: str | None) -> Integration:
         """The integration owning the ``Authorization`` header's bearer key."""
@@ -141,17 +175,25 @@ class IngestService:
         started = self._timer()
         received_at = format_utc(self._clock()).encode()
         events_topic = self.topics.events
-        context = self._context(integration)
+        base = self._context(integration)
+        limits = self.limits
         try:
             data = decompress_body(
                 body,
                 content_encoding,
-                max_compressed=self.limits.max_body_bytes,
-                max_decompressed=self.limits.max_decompressed_bytes,
+                max_compressed=limits.max_body_bytes,
+                max_decompressed=limits.max_decompressed_bytes,
             )
             # A batch of plain native events goes straight to its records (every item accepted,
             # the same bytes the general path gives); anything else is declined and decoded below.
+            # Each attempt decompresses nested data (AWS) within what the body left of the cap.
+            context = _with_budget(base, limits.max_decompressed_bytes, len(data))
             typed = fast_records(data, context)
+            if typed is not None and len(typed) > limits.max_events:
+                raise BatchTooLarge("events", limits.max_events, len(typed))
+            problem = self._checks.problem
+            if typed is not None and any(problem(value) is not None for _, value in typed):
+                typed = None  # the general path rejects such an event by its position
             if typed is not None:
                 decoded_at = self._timer()
                 await self._publisher.publish(
@@ -166,22 +208,30 @@ class IngestService:
                     publish_s=self._timer() - decoded_at,
                     fast_path=True,
                 )
-            items = parse_items(data)
+            items = parse_items(data, max_items=limits.max_events)
         except (UndecodableBody, UnsupportedEncoding) as exc:
             await self._publisher.publish(
                 [self._body_dead_letter(integration, body, content_encoding, exc, received_at)]
             )
             raise
-        decoded = decode_items(items, context)
+        decoded = decode_items(items, _with_budget(base, limits.max_decompressed_bytes, len(data)))
+        if len(decoded) > limits.max_events:  # envelopes expanded into more events than allowed
+            raise BatchTooLarge("events", limits.max_events, len(decoded))
         records: list[OutgoingRecord] = []
         errors: list[dict[str, Any]] = []
+        problem = self._checks.problem
         for item in decoded:
             record = item.record
             if record is not None:  # validated and encoded by the decoders (EventRecord)
-                records.append(
-                    _new_record(OutgoingRecord, (events_topic, record.key, record.value, ()))
+                refused = problem(record.value)
+                if refused is None:
+                    records.append(
+                        _new_record(OutgoingRecord, (events_topic, record.key, record.value, ()))
+                    )
+                    continue
+                item = DecodedItem(
+                    item.index, record.value, error=refused, sub_index=item.sub_index
                 )
-                continue
             reason = bounded_reason(item.error or "rejected")
             errors.append(_error_entry(item, reason))
             records.append(self._event_dead_letter(integration, item, reason, received_at))
@@ -204,9 +254,6 @@ class IngestService:
                 integration_id=integration.id,
                 gateway=integration.gateway,
                 api_key_tenants=dict(integration.api_key_tenants),
-                max_embedded_bytes=min(
-                    DEFAULT_MAX_EMBEDDED_BYTES, self.limits.max_decompressed_bytes
-                ),
             )
         return ctx
 
@@ -244,6 +291,14 @@ class IngestService:
             ("received_at", received_at),
         )
         return OutgoingRecord(self.topics.dead_letters, integration.id.encode(), body, headers)
+
+
+def _with_budget(context: DecoderContext, limit: int, spent: int) -> DecoderContext:
+    """The integration's context with a decompression budget of its own for one decode pass:
+    ``limit`` for the whole request, of which the body took ``spent``."""
+    budget = DecompressionBudget(limit)
+    budget.spend(spent)
+    return replace(context, budget=budget)
 
 
 def bounded_reason(text: str) -> str:

@@ -10,8 +10,8 @@ Rules, in the order they are applied:
    value is what must be fixed, and it may well turn out to mean the same tenant).
 5. Known values naming two or more different tenants: ``conflicting_tenants``. Several values
    naming one tenant (``ACME`` and ``acme_eu``) are fine.
-6. The tenant must be allowed for the integration (``allowed_tenants``), else
-   ``tenant_not_allowed``.
+6. The tenant must be allowed for the integration (``allowed_tenants``: deny by default, every
+   integration names its tenants or says ``any``), else ``tenant_not_allowed``.
 
 A quarantined event is never billed to a guess and never dropped; the reason codes below are
 stable strings (stored in ClickHouse, used as Prometheus labels): never rename one.
@@ -102,7 +102,7 @@ def _default_tenant(integration: Integration) -> TenantResolution:
 def _allowed(integration: Integration, tenant_id: str, source: str) -> TenantResolution:
     if integration.allows(tenant_id):
         return TenantResolution(tenant_id, None, f"{source} -> {tenant_id}")
-    allowed = ", ".join(integration.allowed_tenants or ())
+    allowed = ", ".join(integration.listed_tenants)
     return _quarantine(
         QuarantineReason.TENANT_NOT_ALLOWED,
         f"{source} -> tenant '{tenant_id}', which integration '{integration.id}' may not "

@@ -14,7 +14,8 @@ tenants:
   - {{id: acme, plan: growth, aliases: [ACME-LEGACY, acme_eu]}}
   - {{id: globex, plan: growth}}
 integrations:
-  - {{id: kong-prod, gateway: kong, api_key_sha256: "{hashlib.sha256(KEY.encode()).hexdigest()}"}}
+  - {{id: kong-prod, gateway: kong, allowed_tenants: any,
+      api_key_sha256: "{hashlib.sha256(KEY.encode()).hexdigest()}"}}
   - {{id: aws-prod, gateway: aws, api_key_sha256: "{"b" * 64}", allowed_tenants: [acme]}}
 products:
   - id: payments

@@ -21,11 +21,12 @@ tenants:
 """
 INTEGRATIONS = f"""
 integrations:
-  - {{id: kong-prod, gateway: kong, api_key_sha256: "{"a" * 64}"}}
+  - {{id: kong-prod, gateway: kong, api_key_sha256: "{"a" * 64}", allowed_tenants: any}}
   - id: aws-prod
     gateway: aws
     api_key_sha256: "{"b" * 64}"
     api_key_tenants: {{k1: acme}}
+    allowed_tenants: [acme]
 """
 PRODUCTS = """
 products:
@@ -343,20 +344,34 @@ def test_alias_claimed_twice(tmp_path: Path, globex: str, expected: str) -> None
 @pytest.mark.parametrize(
     ("setting", "expected"),
     [
-        ("default_tenant: nobody", "default_tenant names unknown tenant 'nobody'"),
+        ("default_tenant: nobody\n    allowed_tenants: any",
+         "default_tenant names unknown tenant 'nobody'"),
         ("allowed_tenants: [acme, nobody]", "allowed_tenants names unknown tenant 'nobody'"),
         ("allowed_tenants: [acme, ACME-LEGACY]",
          "allowed_tenants names unknown tenant 'ACME-LEGACY' (use a tenant id, not an alias)"),
     ],
 )  # fmt: skip
 def test_integration_names_unknown_tenant(tmp_path: Path, setting: str, expected: str) -> None:
-    integrations = INTEGRATIONS.replace("    api_key_tenants: {k1: acme}", f"    {setting}")
+    integrations = INTEGRATIONS.replace(
+        "    api_key_tenants: {k1: acme}\n    allowed_tenants: [acme]", f"    {setting}"
+    )
     message = load_error(tmp_path, integrations_yaml=integrations)
     assert f"integrations.yaml: integration 'aws-prod': {expected}" in message
 
 
+def test_an_integration_without_allowed_tenants_says_what_to_add(tmp_path: Path) -> None:
+    """Catalogs written before tenant scoping was deny-by-default fail to load, with the fix."""
+    integrations = INTEGRATIONS.replace("    allowed_tenants: [acme]\n", "")
+    message = load_error(tmp_path, integrations_yaml=integrations)
+    assert "integrations.yaml: integration 'aws-prod': allowed_tenants is missing" in message
+    assert "allowed_tenants: [acme, globex]" in message and "allowed_tenants: any" in message
+
+
 def test_api_key_tenants_naming_unknown_tenant(tmp_path: Path) -> None:
-    message = load_error(tmp_path, integrations_yaml=INTEGRATIONS.replace("k1: acme", "k1: nobody"))
+    integrations = INTEGRATIONS.replace("k1: acme", "k1: nobody").replace(
+        "allowed_tenants: [acme]", "allowed_tenants: any"
+    )
+    message = load_error(tmp_path, integrations_yaml=integrations)
     assert "integration 'aws-prod': api_key_tenants['k1'] names unknown tenant 'nobody'" in message
 
 
@@ -366,6 +381,12 @@ def test_api_key_sha256_must_be_64_hex(tmp_path: Path, digest: str) -> None:
     assert (
         "integrations.yaml: integration 'kong-prod': api_key_sha256: must be the sha256" in message
     )
+
+
+def test_a_plaintext_key_pasted_as_its_hash_is_not_echoed(tmp_path: Path) -> None:
+    secret = "live-key-0123456789abcdef"
+    message = load_error(tmp_path, integrations_yaml=INTEGRATIONS.replace("a" * 64, secret))
+    assert "api_key_sha256: must be the sha256" in message and secret not in message
 
 
 def test_shared_api_key_is_refused(tmp_path: Path) -> None:

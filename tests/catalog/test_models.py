@@ -77,9 +77,9 @@ def test_metric_defaults() -> None:
 
 
 def test_integration_consistency() -> None:
-    base = {"id": "i", "gateway": "apigee", "api_key_sha256": "A" * 64}
+    base = {"id": "i", "gateway": "apigee", "api_key_sha256": "A" * 64, "allowed_tenants": "any"}
     assert Integration.model_validate(base).api_key_sha256 == "a" * 64
-    with pytest.raises(ValidationError, match="use null to allow all"):
+    with pytest.raises(ValidationError, match="every event would be quarantined"):
         Integration.model_validate({**base, "allowed_tenants": []})
     with pytest.raises(ValidationError, match="default_tenant 'x' is not in allowed_tenants"):
         Integration.model_validate({**base, "default_tenant": "x", "allowed_tenants": ["y"]})
@@ -98,3 +98,31 @@ def test_models_are_frozen() -> None:
     rule = MatchRule.model_validate({"gateway": "kong", "api": "a"})
     with pytest.raises(ValidationError):
         rule.api = "b"  # type: ignore[misc]
+
+
+def test_tenant_scoping_is_deny_by_default() -> None:
+    """contract §12: an integration names the tenants its key may bill, or says ``any``."""
+    base = {"id": "i", "gateway": "kong", "api_key_sha256": "a" * 64}
+    for missing in (base, {**base, "allowed_tenants": None}):
+        with pytest.raises(ValidationError, match=r"allowed_tenants is (missing|null)") as caught:
+            Integration.model_validate(missing)
+        assert "allowed_tenants: any" in str(caught.value)
+    listed = Integration.model_validate({**base, "allowed_tenants": ["acme"]})
+    assert listed.allows("acme") and not listed.allows("globex")
+    assert listed.listed_tenants == ("acme",)
+    anyone = Integration.model_validate({**base, "allowed_tenants": "any"})
+    assert anyone.allows("acme") and anyone.allows("globex") and anyone.listed_tenants == ()
+    with pytest.raises(ValidationError):
+        Integration.model_validate({**base, "allowed_tenants": "everyone"})
+
+
+def test_a_bad_key_hash_is_not_echoed() -> None:
+    """A plaintext key pasted where its sha256 belongs must not reach an error message."""
+    secret = "prod-live-key-do-not-log"
+    with pytest.raises(ValidationError) as caught:
+        Integration.model_validate(
+            {"id": "i", "gateway": "kong", "api_key_sha256": secret, "allowed_tenants": "any"}
+        )
+    [error] = caught.value.errors()
+    assert secret not in error["msg"]  # the loader reports msg, never the input value
+    assert "got 24 characters, not shown" in error["msg"]

@@ -311,3 +311,95 @@ def test_create_edge_explains_an_unreachable_broker() -> None:
     settings = Settings(rules_dir=REPO_RULES, ingest_port=0)
     with pytest.raises(InfrastructureError, match="is the broker running"):
         asyncio.run(create_edge(settings, dev_catalog(), "127.0.0.1:1"))
+
+
+# --- bounded work per request (hostile input) --------------------------------------------------
+
+
+class GatedPublisher(RecordingPublisher):
+    """Holds every publish until the gate opens: requests stay in progress meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.waiting = 0
+        self.two_waiting = asyncio.Event()
+
+    async def publish(self, records: Any) -> None:
+        self.waiting += 1
+        if self.waiting == 2:
+            self.two_waiting.set()
+        await self.gate.wait()
+        await super().publish(records)
+
+
+def test_requests_beyond_the_concurrency_limit_get_503_before_their_body_is_read() -> None:
+    publisher = GatedPublisher()
+    body = orjson.dumps(native_batch("kong", calls(2)))
+
+    async def scenario(e: Edge) -> None:
+        client, _metrics, _ = e
+        held = [asyncio.create_task(client.post("/v1/ingest", data=body, headers=KONG))]
+        held.append(asyncio.create_task(client.post("/v1/ingest", data=body, headers=KONG)))
+        await publisher.two_waiting.wait()  # both are in progress, waiting for their acks
+        busy = await client.post("/v1/ingest", data=body, headers=KONG)
+        assert busy.status == 503 and busy.headers["Retry-After"] == str(RETRY_AFTER_S)
+        assert "busy" in (await busy.json())["error"]
+        publisher.gate.set()
+        assert [(await task).status for task in held] == [202, 202]
+        after = await client.post("/v1/ingest", data=body, headers=KONG)
+        assert after.status == 202  # the slots are free again
+
+    run(scenario, publisher=publisher, limits=IngestLimits(256 * 1024, 1024 * 1024, 10_000, 2))
+    assert len(publisher.calls) == 3
+
+
+def test_a_body_that_does_not_arrive_in_time_is_a_408() -> None:
+    async def scenario(e: Edge) -> None:
+        client, _, publisher = e
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        writer.write(
+            b"POST /v1/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-kong-prod-key\r\n"
+            b"Content-Length: 1000\r\n\r\n[{"  # then nothing: a stalled client
+        )
+        await writer.drain()
+        # (aiohttp then lingers up to 10 s draining the socket before it closes it)
+        answer = await asyncio.wait_for(reader.readuntil(b'"}'), timeout=30)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 408") and b"not received within 0.3 s" in answer
+        assert publisher.calls == []
+
+    run(scenario, limits=IngestLimits(256 * 1024, 1024 * 1024, body_timeout_s=0.3))
+
+
+def test_too_many_events_is_a_413_with_the_count_and_the_limit() -> None:
+    async def scenario(e: Edge) -> None:
+        client, _, publisher = e
+        response = await client.post(
+            "/v1/ingest", data=orjson.dumps(native_batch("kong", calls(11))), headers=KONG
+        )
+        assert response.status == 413
+        body = await response.json()
+        assert (body["limit"], body["count"], body["of"]) == (10, 11, "events")
+        assert body["hint"] == SPLIT_HINT and publisher.calls == []
+
+    run(scenario, limits=IngestLimits(256 * 1024, 1024 * 1024, max_events=10))
+
+
+def test_a_flood_of_unauthenticated_requests_logs_one_line_per_interval() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", json=True, stream=stream)
+
+    async def scenario(e: Edge) -> None:
+        client, _metrics, _ = e
+        for _ in range(50):
+            response = await client.post("/v1/ingest", data=b"[]", headers={"Authorization": "x"})
+            assert response.status == 401
+
+    try:
+        run(scenario)
+    finally:
+        configure_logging("WARNING")
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    refused = [line for line in lines if line.get("status") == 401]
+    assert len(refused) == 1 and refused[0]["also_refused_since_last"] == 0

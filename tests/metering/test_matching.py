@@ -14,7 +14,8 @@ COUNT = "metrics: [{id: calls, aggregation: count}]"
 CATALOG = catalog_from_yaml(
     f"""
 tenants: [{{id: acme, plan: p}}]
-integrations: [{{id: kong-prod, gateway: kong, api_key_sha256: "{key_sha256("k")}"}}]
+integrations:
+  - {{id: kong-prod, gateway: kong, api_key_sha256: "{key_sha256("k")}", allowed_tenants: any}}
 products:
   - id: refunds
     match: [{{gateway: aws, api: api1, route: "/v1/payments/*/refund", method: POST}}]

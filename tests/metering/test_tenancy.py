@@ -16,7 +16,7 @@ tenants:
   - {{id: globex, plan: p, aliases: [Globex-Corp]}}
   - {{id: initech, plan: p}}
 integrations:
-  - {{id: kong-prod, gateway: kong, api_key_sha256: "{key_sha256("kong")}"}}
+  - {{id: kong-prod, gateway: kong, api_key_sha256: "{key_sha256("kong")}", allowed_tenants: any}}
   - id: apigee-prod
     gateway: apigee
     api_key_sha256: "{key_sha256("apigee")}"

@@ -32,8 +32,8 @@ tenants:
   - {id: acme, plan: growth, aliases: ACME_ALIASES}
   - {id: globex, plan: growth}
 integrations:
-  - {id: kong-prod, gateway: kong, api_key_sha256: "KONG_SHA"}
-  - {id: azure-prod, gateway: azure, api_key_sha256: "AZURE_SHA"}
+  - {id: kong-prod, gateway: kong, api_key_sha256: "KONG_SHA", allowed_tenants: [acme, globex]}
+  - {id: azure-prod, gateway: azure, api_key_sha256: "AZURE_SHA", allowed_tenants: [acme, globex]}
 products:
   - id: payments
     match:

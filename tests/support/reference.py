@@ -157,7 +157,7 @@ def reference_tenant(catalog: Catalog, event: Mapping[str, Any]) -> tuple[str | 
             if other != found[0]:
                 return None, "conflicting_tenants"
         tenant = found[0]
-    if integration.allowed_tenants is not None and tenant not in integration.allowed_tenants:
+    if integration.allowed_tenants != "any" and tenant not in integration.allowed_tenants:
         return None, "tenant_not_allowed"
     return tenant, ""
 

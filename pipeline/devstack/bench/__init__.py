@@ -67,7 +67,7 @@ def _call(
     rule = rng.choice(rules) if rules else None
     route = (rule.route or "/v1/items").replace("*", "/item") if rule else "/v1/items"
     tenant = catalog.tenant(
-        rng.choice(integration.allowed_tenants or [t.id for t in catalog.tenants])
+        rng.choice(integration.listed_tenants or [t.id for t in catalog.tenants])
     )
     if integration.gateway == "aws" and integration.api_key_tenants:
         consumer = rng.choice(sorted(integration.api_key_tenants))

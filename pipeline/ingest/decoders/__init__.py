@@ -2,7 +2,11 @@
 
 :func:`decode_items` never raises for bad input: every item ends as one or more
 :class:`DecodedItem` (an envelope can expand into several events, a ``CONTROL_MESSAGE`` into
-none). The integration's gateway picks the decoder; an item that looks canonical (has
+none; an :class:`~pipeline.ingest.items.UnparsedItem` is its own rejection). The one exception
+is :class:`~pipeline.ingest.errors.BodyTooLarge` when nested data (AWS's gzip) would take the
+request past its decompression budget: the whole request is refused (413).
+
+The integration's gateway picks the decoder; an item that looks canonical (has
 ``idempotency_key`` and ``timestamp``) is decoded as a canonical event for any gateway.
 Rejection reasons start with the decoder's name: ``kong: started_at must be epoch
 milliseconds, got 'abc'``.
@@ -32,7 +36,8 @@ from pipeline.ingest.decoders.context import (
     build_event,
     decided_item,
 )
-from pipeline.ingest.errors import InvalidField
+from pipeline.ingest.errors import BodyTooLarge, InvalidField
+from pipeline.ingest.items import UnparsedItem
 
 DECODERS: dict[Gateway, Decoder] = {
     "kong": kong.decode,
@@ -74,6 +79,9 @@ def decode_items(items: list[Any], ctx: DecoderContext) -> list[DecodedItem]:
     canonical_event = canonical.decode_event
     gateway = ctx.gateway
     for index, item in enumerate(items):
+        if type(item) is UnparsedItem:  # not JSON on its own (the body's parser split it off)
+            append(DecodedItem(index, item.raw, error=item.reason))
+            continue
         if looks_canonical(item):
             source, decode_one = "canonical", canonical_event
         elif native_event is not None:
@@ -85,6 +93,8 @@ def decode_items(items: list[Any], ctx: DecoderContext) -> list[DecodedItem]:
             record = decode_one(item, ctx)
         except InvalidField as exc:
             append(decided_item(index, None, None, f"{source}: {exc}", item))
+        except BodyTooLarge:  # the request's decompression budget: the whole request is 413
+            raise
         except Exception as exc:  # a decoder bug must never crash the edge: reject, dead-letter
             error = f"{source}: internal decoder error ({type(exc).__name__}: {exc})"
             append(decided_item(index, None, None, error, item))
@@ -105,10 +115,14 @@ def decode_item(
         source, decoder = "canonical", canonical.decode
     else:
         source, decoder = ctx.gateway, native or DECODERS[ctx.gateway]
+    if type(item) is UnparsedItem:
+        return [DecodedItem(index, item.raw, error=item.reason)]
     try:
         outcomes = decoder(item, ctx)
     except InvalidField as exc:
         outcomes = [EventOutcome(error=str(exc))]
+    except BodyTooLarge:
+        raise
     except Exception as exc:  # a decoder bug must never crash the edge: reject and dead-letter
         outcomes = [EventOutcome(error=f"internal decoder error ({type(exc).__name__}: {exc})")]
     results = []

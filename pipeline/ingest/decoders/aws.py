@@ -31,7 +31,6 @@ from typing import Any
 import orjson
 
 from pipeline.events import EventRecord
-from pipeline.ingest.body import gunzip_bounded
 from pipeline.ingest.decoders.context import DecoderContext, EventOutcome, build_event
 from pipeline.ingest.decoders.fields import (
     as_count,
@@ -45,7 +44,7 @@ from pipeline.ingest.decoders.fields import (
     extras,
     url_path,
 )
-from pipeline.ingest.errors import BodyTooLarge, InvalidField, UndecodableBody
+from pipeline.ingest.errors import InvalidField, UndecodableBody
 
 ABSENT = ("-",)
 DATA_MESSAGE = "DATA_MESSAGE"
@@ -105,9 +104,7 @@ def _envelope(item: Any, ctx: DecoderContext) -> Mapping[str, Any]:
     except (binascii.Error, ValueError) as exc:
         raise InvalidField("awslogs.data", f"is not valid base64 ({exc})") from exc
     try:
-        decoded = orjson.loads(gunzip_bounded(compressed, ctx.max_embedded_bytes))
-    except BodyTooLarge as exc:
-        raise InvalidField("awslogs.data", f"decompresses to more than {exc.limit} bytes") from exc
+        decoded = orjson.loads(ctx.budget.gunzip(compressed))  # BodyTooLarge: the request's 413
     except UndecodableBody as exc:
         raise InvalidField("awslogs.data", f"is not gzip data ({exc.reason})") from exc
     except orjson.JSONDecodeError as exc:

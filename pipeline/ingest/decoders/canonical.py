@@ -9,6 +9,8 @@ blank = absent) and:
 * ``attributes``: an object of scalar values (numbers and booleans become text, nulls dropped)
 * ``gateway`` / ``integration_id`` may be present but are replaced by the integration's own
   (an integration cannot report as another one). Any other field is rejected by name.
+* an ``aws`` integration's canonical events carry no tenant header (contract §12): the caller
+  controls that value, so it would let an AWS key name any tenant it is allowed to bill.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ from pipeline.ingest.decoders.fields import (
 from pipeline.ingest.errors import InvalidField
 
 ALLOWED_FIELDS = frozenset((*EVENT_FIELDS, "tenant_header"))
+#: contract §12: AWS events take their tenant only from the authorizer context or the key map
+AWS_TENANT_HINT = (
+    "is not taken from events of an aws integration: their tenant comes from the Lambda "
+    "authorizer context (authorizer.tenantId) or the integration's api_key_tenants map; post "
+    "the CloudWatch access-log form, or omit tenant_header"
+)
 _EPOCH_MILLIS = re.compile(r"\s*[+-]?\d+(?:\.\d+)?\s*")
 
 
@@ -56,10 +64,10 @@ def decode_event(item: Any, ctx: DecoderContext) -> EventRecord:
             + ", ".join(sorted(ALLOWED_FIELDS))
             + ")",
         )
-    return build_event(
+    record = build_event(
         ctx,
         idempotency_key=as_key(e.get("idempotency_key"), "idempotency_key"),
-        tenant_headers=_tenant_headers(e),
+        tenant_headers=(tenant_headers := _tenant_headers(e)),  # in the reference's order
         timestamp=_timestamp(e.get("timestamp")),
         api=as_text(e.get("api"), "api"),
         route=as_text(e.get("route"), "route"),
@@ -71,6 +79,9 @@ def decode_event(item: Any, ctx: DecoderContext) -> EventRecord:
         consumer=as_text(e.get("consumer"), "consumer"),
         attributes=_attributes(e.get("attributes")),
     )
+    if tenant_headers and ctx.gateway == "aws":
+        raise InvalidField("tenant_header", AWS_TENANT_HINT)
+    return record
 
 
 def _timestamp(value: Any) -> datetime:

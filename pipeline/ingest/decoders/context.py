@@ -18,7 +18,7 @@ from pipeline.events import (
     encode_record,
 )
 from pipeline.events.record import NO_ATTRIBUTES, final_form_record
-from pipeline.ingest.body import item_bytes
+from pipeline.ingest.body import DecompressionBudget, item_bytes
 from pipeline.ingest.errors import EventRejected, InvalidField
 
 DEFAULT_MAX_EMBEDDED_BYTES: Final = 8 * 1024 * 1024
@@ -33,8 +33,11 @@ class DecoderContext:
     gateway: Gateway
     api_key_tenants: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     """AWS only: ``identity.apiKeyId`` -> tenant, used when no authorizer tenant is logged."""
-    max_embedded_bytes: int = DEFAULT_MAX_EMBEDDED_BYTES
-    """Cap on data decompressed inside an item (AWS ``awslogs.data``)."""
+    budget: DecompressionBudget = field(
+        default_factory=lambda: DecompressionBudget(DEFAULT_MAX_EMBEDDED_BYTES)
+    )
+    """What the request may still decompress inside its items (AWS ``awslogs.data``); the
+    edge gives every request a context with its own budget (what the body left of the cap)."""
 
 
 class EventOutcome(NamedTuple):

@@ -5,8 +5,10 @@ readers and timestamp parsers as they were when every event went through pydanti
 On generated native payloads, mutated payloads and arbitrary JSON, both must give the same
 results item by item: positions, raw bytes, rejection reasons word for word, and for accepted
 events a Kafka record byte-identical to ``encode_event`` of the reference event. The one
-deliberate difference: a size or latency beyond 2**64 - 1 (which the reference model accepted
-and the encoder then failed on) is now refused with its own reason.
+deliberate differences: a size or latency beyond 2**64 - 1 (which the reference model accepted
+and the encoder then failed on) is now refused with its own reason; a canonical event posted by
+an aws integration with a tenant header is refused (contract §12: AWS tenants come from the
+authorizer context or the key map).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from hypothesis import strategies as st
 from pipeline.devstack import samples
 from pipeline.events import GATEWAYS, MAX_EVENT_INTEGER, Gateway
 from pipeline.ingest.decoders import DecodedItem, decode_items
+from pipeline.ingest.decoders.canonical import AWS_TENANT_HINT
 from pipeline.ingest.decoders.context import DecoderContext
 from tests.ingest.decoders import reference
 from tests.ingest.decoders.reference.codec import encode_event as reference_encode_event
@@ -64,6 +67,9 @@ def assert_same(items: list[Any], gateway: Gateway) -> list[DecodedItem]:
             assert want.error is not None
             assert got.error == expected_error(want.error)
             assert got.record is None
+        elif gateway == "aws" and want.event.tenant_headers and got.error is not None:
+            # deliberate (contract §12): an aws integration's canonical events name no tenant
+            assert got.error == f"canonical: tenant_header {AWS_TENANT_HINT}"
         else:
             assert got.record is not None, got.error
             assert got.record.value == reference_encode_event(want.event)

@@ -7,7 +7,10 @@ import orjson
 import pytest
 
 from pipeline.events import CanonicalEvent
+from pipeline.ingest.body import DecompressionBudget
 from pipeline.ingest.decoders import aws, decode_items
+from pipeline.ingest.decoders.context import DecoderContext
+from pipeline.ingest.errors import BodyTooLarge
 
 from .support import context, error_of
 
@@ -246,12 +249,19 @@ def test_bad_envelopes(item: Any, reason: str) -> None:
     assert error.startswith(reason), error
 
 
-def test_embedded_data_is_size_bounded() -> None:
+def test_embedded_data_is_charged_to_the_requests_decompression_budget() -> None:
+    """Each item's gzip data used to inflate on its own (up to 8 MiB each): one 43.7 KB item
+    gave 39,746 events. Now every item draws from one budget per request, and going past it
+    refuses the whole request (413: split the batch)."""
     big = envelope(*(log_line(extendedRequestId=f"id-{n}") for n in range(200)))
-    item = subscription(big)
-    assert len(orjson.dumps(big)) > 20_000
-    error = error_of("aws", item, max_embedded_bytes=20_000)
-    assert error == "aws: awslogs.data decompresses to more than 20000 bytes"
+    size = len(orjson.dumps(big))
+    items = [subscription(big), subscription(big)]
+    roomy = DecoderContext("aws-prod", "aws", {}, DecompressionBudget(2 * size))
+    assert len(decode_items(items, roomy)) == 400
+    tight = DecoderContext("aws-prod", "aws", {}, DecompressionBudget(2 * size - 1))
+    with pytest.raises(BodyTooLarge) as caught:
+        decode_items(items, tight)  # each item alone fits; together they do not
+    assert caught.value.limit == 2 * size - 1
 
 
 def test_log_event_entries_must_be_objects() -> None:

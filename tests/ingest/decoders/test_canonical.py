@@ -26,11 +26,14 @@ CANONICAL: dict[str, Any] = {
 @pytest.mark.parametrize("gateway", GATEWAYS)
 def test_canonical_events_are_accepted_for_every_gateway_with_forced_identity(gateway: Any) -> None:
     item = {**CANONICAL, "gateway": "kong", "integration_id": "someone-else"}
+    if gateway == "aws":  # an aws integration names no tenant in the event (below)
+        item.pop("tenant_header", None)
+        item.pop("tenant_headers", None)
     event = event_of(gateway, item)
     assert event.gateway == gateway
     assert event.integration_id == f"{gateway}-prod"
     assert event.idempotency_key == "req-42"
-    assert event.tenant_headers == ("acme",)
+    assert event.tenant_headers == (() if gateway == "aws" else ("acme",))
     assert event.timestamp == datetime(2026, 1, 15, 10, 0, 0, 123456, tzinfo=UTC)
     assert (event.api, event.route, event.method, event.status) == (
         "payments-svc",
@@ -41,6 +44,17 @@ def test_canonical_events_are_accepted_for_every_gateway_with_forced_identity(ga
     assert (event.request_bytes, event.response_bytes, event.latency_ms) == (512, 2048, 35)
     assert event.consumer == "mobile-app"
     assert event.attributes == {"tokens": "1200", "model": "large", "cached": "false"}
+
+
+@pytest.mark.parametrize("field", ["tenant_header", "tenant_headers"])
+def test_an_aws_key_cannot_name_the_tenant_in_a_canonical_event(field: str) -> None:
+    """contract §12: AWS events take their tenant only from the authorizer context or the key
+    map. An AWS key posting a canonical event with a tenant of its choosing is refused."""
+    value: Any = ["acme"] if field == "tenant_headers" else "acme"
+    item = {k: v for k, v in CANONICAL.items() if k not in ("tenant_header", "tenant_headers")}
+    error = error_of("aws", {**item, field: value})
+    assert error.startswith("canonical: tenant_header is not taken from events of an aws")
+    assert event_of("kong", {**item, field: value}).tenant_headers == ("acme",)
 
 
 def test_minimal_canonical_event() -> None:
@@ -62,7 +76,7 @@ def test_minimal_canonical_event() -> None:
 )
 def test_tenant_header_forms(tenant: dict[str, Any], expected: tuple[str, ...]) -> None:
     item = {key: value for key, value in CANONICAL.items() if key != "tenant_header"}
-    assert event_of("aws", {**item, **tenant}).tenant_headers == expected
+    assert event_of("azure", {**item, **tenant}).tenant_headers == expected
 
 
 def test_timestamp_as_epoch_millis_string() -> None:

@@ -14,7 +14,8 @@ TIMESTAMP = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
 def test_context_defaults() -> None:
     ctx = DecoderContext(integration_id="aws-prod", gateway="aws")
     assert dict(ctx.api_key_tenants) == {}
-    assert ctx.max_embedded_bytes == 8 * 1024 * 1024
+    assert ctx.budget.limit == ctx.budget.remaining == 8 * 1024 * 1024
+    assert DecoderContext("k", "kong").budget is not ctx.budget  # each context its own
 
 
 def test_build_event_forces_the_integration_and_converts_model_errors() -> None:

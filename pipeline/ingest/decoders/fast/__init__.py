@@ -40,6 +40,7 @@ from pipeline.events import Gateway
 from pipeline.ingest.decoders.context import DecoderContext
 from pipeline.ingest.decoders.fast import apigee, aws, azure, kong, mulesoft
 from pipeline.ingest.decoders.fast.values import invalid_utf8
+from pipeline.ingest.errors import BodyTooLarge
 
 KafkaRecords = list[tuple[bytes, bytes]]
 """``(key, value)`` of each event: the idempotency key (UTF-8) and the canonical event JSON."""
@@ -63,5 +64,7 @@ def fast_records(data: bytes, ctx: DecoderContext) -> KafkaRecords | None:
         return None
     try:
         return FAST_PATHS[ctx.gateway](data, ctx)
+    except BodyTooLarge:  # nested data past the request's decompression budget: its 413
+        raise
     except Exception:  # msgspec's decode errors, a string orjson cannot write, a bug: decline
         return None

@@ -2,12 +2,13 @@
 :mod:`pipeline.ingest.decoders.aws`).
 
 Takes what a subscription delivers and the metering plugin posts: items
-``{"awslogs": {"data": base64(gzip(envelope))}}`` (decoded with the general path's bound,
-``ctx.max_embedded_bytes``) or the decoded envelope itself; ``DATA_MESSAGE`` envelopes expand
-into their log events in order, ``CONTROL_MESSAGE`` envelopes into none. Each log event's
-``message`` is a JSON access-log line (a string, or the object itself) of ``$context`` values:
-strings (``-`` for absent), or whole numbers for the time, status, size and latencies; the
-identity and authorizer values as flat keys (``"identity.apiKeyId"``) or nested objects.
+``{"awslogs": {"data": base64(gzip(envelope))}}`` (decoded within the request's decompression
+budget, ``ctx.budget``, as in the general path) or the decoded envelope itself; ``DATA_MESSAGE``
+envelopes expand into their log events in order, ``CONTROL_MESSAGE`` envelopes into none. Each
+log event's ``message`` is a JSON access-log line (a string, or the object itself) of
+``$context`` values: strings (``-`` for absent), or whole numbers for the time, status, size
+and latencies; the identity and authorizer values as flat keys (``"identity.apiKeyId"``) or
+nested objects.
 
 The general decoder reads every name exactly (no other case), so fields it does not read are
 skipped here too: an access-log format may log more ``$context`` values. The gzip data is
@@ -26,7 +27,6 @@ from msgspec.json import Decoder
 from pipeline.events import MAX_IDEMPOTENCY_KEY_LENGTH
 from pipeline.events.record import record_value
 from pipeline.events.timestamps import END_EPOCH_MILLIS, EPOCH, MILLISECOND, MIN_EPOCH_MILLIS
-from pipeline.ingest.body import gunzip_bounded
 from pipeline.ingest.decoders.aws import ABSENT, CONTROL_MESSAGE, DATA_MESSAGE
 from pipeline.ingest.decoders.context import DecoderContext
 from pipeline.ingest.decoders.fast import values
@@ -114,7 +114,7 @@ def fast_records(data: bytes, ctx: DecoderContext) -> list[tuple[bytes, bytes]] 
             if not embedded:
                 return None
             compressed = base64.b64decode(embedded, validate=True)
-            decompressed = gunzip_bounded(compressed, ctx.max_embedded_bytes)
+            decompressed = ctx.budget.gunzip(compressed)  # BodyTooLarge: the request's 413
             if invalid_utf8(decompressed):
                 return None
             envelope = _ENVELOPE.decode(decompressed)

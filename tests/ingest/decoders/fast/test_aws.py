@@ -19,8 +19,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.ingest.body import DecompressionBudget
+from pipeline.ingest.decoders import decode_items
 from pipeline.ingest.decoders.context import DecoderContext
 from pipeline.ingest.decoders.fast import fast_records
+from pipeline.ingest.errors import BodyTooLarge
+from pipeline.ingest.items import parse_items
 from tests.ingest.decoders.fast.test_contract import check, general_records
 from tests.ingest.decoders.test_against_reference import context
 from tests.ingest.decoders.test_aws import ACCESS_LOG
@@ -348,14 +352,19 @@ def test_items_the_general_path_rejects_are_declined(item: Any) -> None:
     _rejected(body(subscription(envelope(line())), item))
 
 
-def test_the_embedded_data_is_bounded_as_in_the_general_path() -> None:
+def test_the_embedded_data_is_charged_to_the_requests_budget_as_in_the_general_path() -> None:
     raw = orjson.dumps(envelope(line(), line(extendedRequestId="second")))
     data = body(subscription(raw))
-    at_limit = DecoderContext(CTX.integration_id, "aws", CTX.api_key_tenants, len(raw))
-    assert check(data, at_limit)
-    below = DecoderContext(CTX.integration_id, "aws", CTX.api_key_tenants, len(raw) - 1)
-    assert isinstance(general_records(data, below), str)
-    declined(data, below)
+
+    def context(budget: int) -> DecoderContext:
+        limits = DecompressionBudget(budget)
+        return DecoderContext(CTX.integration_id, "aws", CTX.api_key_tenants, limits)
+
+    fast = fast_records(data, context(len(raw)))
+    assert fast is not None and fast == general_records(data, context(len(raw)))
+    for decode in (fast_records, lambda data, ctx: decode_items(parse_items(data), ctx)):
+        with pytest.raises(BodyTooLarge):  # the whole request: 413, nothing published
+            decode(data, context(len(raw) - 1))
 
 
 def test_a_tenant_map_value_that_is_not_text_is_declined() -> None:

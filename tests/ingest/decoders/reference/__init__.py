@@ -5,6 +5,8 @@ the canonical decoder, the dispatcher and the timestamp parsers exactly as they 
 event went through the pydantic model and ``encode_event``, with only their imports pointed here.
 ``tests/ingest/decoders/test_fast_paths.py`` checks on generated payloads that the optimised
 decoders give byte-identical records and identical rejection reasons. Do not optimise or fix it.
+(One line of ``aws.py`` reads the request's decompression budget instead of the per-item cap
+that replaced it; deliberate differences are listed in ``test_against_reference.py``.)
 
 The original module docstring follows.
 

@@ -103,7 +103,9 @@ def _envelope(item: Any, ctx: DecoderContext) -> Mapping[str, Any]:
     except (binascii.Error, ValueError) as exc:
         raise InvalidField("awslogs.data", f"is not valid base64 ({exc})") from exc
     try:
-        decoded = orjson.loads(gunzip_bounded(compressed, ctx.max_embedded_bytes))
+        # The one change since it was frozen: the cap per item is now what the request's
+        # shared decompression budget has left (the field it read was replaced by the budget).
+        decoded = orjson.loads(gunzip_bounded(compressed, ctx.budget.remaining))
     except BodyTooLarge as exc:
         raise InvalidField("awslogs.data", f"decompresses to more than {exc.limit} bytes") from exc
     except UndecodableBody as exc:
