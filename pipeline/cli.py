@@ -125,11 +125,7 @@ def _cmd_invoice(args: argparse.Namespace, settings: Settings) -> int:
         if args.all:
             report = invoice_all(store, db, catalog, args.period, clock=_utc_now)
             if args.json:
-                payload = {
-                    "invoices": [s.to_json_dict() for s in report.invoices],
-                    "failures": [{"tenant": f.tenant, "error": f.error} for f in report.failures],
-                }
-                print(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+                print(orjson.dumps(report.to_json_dict(), option=orjson.OPT_INDENT_2).decode())
             else:
                 for stored in report.invoices:
                     print(render_invoice_text(stored.invoice))

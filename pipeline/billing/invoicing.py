@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from pipeline.billing.common import as_period, require_aware
 from pipeline.billing.errors import BillingError, InvoiceNotFound
@@ -191,6 +192,10 @@ class TenantFailure:
     tenant: str
     error: PipelineError
 
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-ready: the message and the error's kind (the exception object is not JSON)."""
+        return {"tenant": self.tenant, "error": str(self.error), "kind": type(self.error).__name__}
+
 
 @dataclass(frozen=True)
 class InvoiceRunReport:
@@ -199,6 +204,13 @@ class InvoiceRunReport:
     period: Period
     invoices: tuple[StoredInvoice, ...]
     failures: tuple[TenantFailure, ...]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "period": str(self.period),
+            "invoices": [stored.to_json_dict() for stored in self.invoices],
+            "failures": [failure.to_json_dict() for failure in self.failures],
+        }
 
     def lines(self) -> list[str]:
         """One line per tenant, e.g. ``acme: created draft v1: total 149.00 USD``."""

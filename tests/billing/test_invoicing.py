@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -348,6 +349,17 @@ def test_invoice_all_covers_usage_subscribed_and_reports_failures(fresh_database
     assert report.lines()[1] == (
         "ghost: FAILED: no tenant has the id or alias 'ghost' in the rating rules"
     )
+    # `invoice --all --json` printed a report with a failure by crashing (an exception object
+    # is not JSON): the report is JSON-ready now
+    document = orjson.loads(orjson.dumps(report.to_json_dict()))
+    assert document["failures"] == [
+        {
+            "tenant": "ghost",
+            "error": "no tenant has the id or alias 'ghost' in the rating rules",
+            "kind": "UnknownTenant",
+        }
+    ]
+    assert [i["tenant"] for i in document["invoices"]] == ["acme", "globex", "hooli", "initech"]
     again = invoice_all(store, database, catalog(), MARCH, clock=Clock())
     assert {stored.action for stored in again.invoices} == {"recomputed"}
 
