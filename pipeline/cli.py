@@ -255,6 +255,16 @@ def _print_report(report: _Report, *, as_json: bool) -> int:
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
+    if args.hostile:
+        from pipeline.devstack.bench.hostile import run_hostile
+
+        return run_hostile(
+            settings,
+            bodies=args.bodies,
+            clients=args.clients,
+            json_out=Path(args.json_out) if args.json_out else None,
+            say=say,
+        )
     from pipeline.devstack.bench.report import BenchOptions, run_bench
 
     options = BenchOptions(
@@ -358,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-repeat", type=int, default=1, help="end-to-end worker runs")
     p.add_argument("--duplicate-share", type=float, default=0.05, help="of the worker events")
     p.add_argument("--json-out", help="also write every run as JSON to this file")
+    p.add_argument(
+        "--hostile",
+        action="store_true",
+        help="instead: an attack campaign of hostile bodies against an edge and a worker",
+    )
+    p.add_argument("--bodies", type=int, default=100_000, help="bodies of the --hostile campaign")
     p.set_defaults(handler=_cmd_bench)
 
     p = sub.add_parser("finance", help="run a documented finance query (finance/*.sql)")

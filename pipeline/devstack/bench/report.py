@@ -213,7 +213,7 @@ def _worker_runs(
                 f"Worker run {number}/{o.worker_repeat}: one worker process over "
                 f"{o.worker_events:,} events (log {work_dir / 'worker.log'})"
             )
-            with _bench_clickhouse(settings, work_dir, say) as (store_url, server_pid):
+            with bench_clickhouse(settings, work_dir, say) as (store_url, server_pid):
                 database = f"bench_{number}_{uuid.uuid4().hex[:8]}"
                 try:
                     run = run_worker(
@@ -231,7 +231,7 @@ def _worker_runs(
                         window_s=WINDOW_S,
                     )
                 finally:
-                    _drop_database(store_url, database)
+                    drop_database(store_url, database)
             runs["worker"].append(run.to_dict())
             cpu = ""
             if run.worker_cpu_us_per_event is not None:
@@ -247,7 +247,7 @@ def _worker_runs(
 
 
 @contextlib.contextmanager
-def _bench_clickhouse(
+def bench_clickhouse(
     settings: Settings, work_dir: Path, say: Say
 ) -> Iterator[tuple[str, int | None]]:
     """The configured server, else a fresh local server for this run (its pid is measured)."""
@@ -262,7 +262,7 @@ def _bench_clickhouse(
         launcher.stop()
 
 
-def _drop_database(store_url: str, database: str) -> None:
+def drop_database(store_url: str, database: str) -> None:
     store = ServerStore.connect(store_url)
     try:
         store.command(f"DROP DATABASE IF EXISTS {database}")
