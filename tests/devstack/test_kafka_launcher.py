@@ -8,7 +8,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -71,11 +70,9 @@ def test_start_reuse_stop_restart_uses_cached_jars(
         assert not first.reused
         assert _port_open(first.port)
 
-        started = time.monotonic()
         again = launcher.start()
-        assert again.reused
+        assert again.reused  # a pid + port check: the same process, not a second broker
         assert again.pid == first.pid and again.port == first.port
-        assert time.monotonic() - started < 5  # reuse is a pid + port check, not a start
 
         assert launcher.stop() is True
         assert launcher.running() is None

@@ -243,3 +243,31 @@ def test_bytes_edited_anywhere(gateway: Gateway, edits: list[tuple[float, bytes]
         at = int(where * len(data))
         data[at : at + len(new)] = new
     check(bytes(data), context(gateway))
+
+
+def test_the_fast_path_takes_the_plugins_batches_and_reports_its_acceptance_rate(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The properties above pass when the fast path declines; this measures how often it takes
+    what the plugins really send: the sample traffic of every gateway (tenant aliases and
+    header variants, AWS key-map tenants, default tenants), in batches of 50, each identical
+    to the general path's records when taken."""
+    from collections import defaultdict
+
+    from pipeline.devstack.traffic import sample_deliveries
+
+    by_gateway: dict[str, list[samples.SampleCall]] = defaultdict(list)
+    for delivery in sample_deliveries(2_000, seed=17):
+        by_gateway[delivery.gateway].append(delivery.call)
+    taken: dict[str, tuple[int, int]] = {}
+    for gateway, gateway_calls in sorted(by_gateway.items()):
+        batches = [gateway_calls[n : n + 50] for n in range(0, len(gateway_calls), 50)]
+        took = sum(
+            check(orjson.dumps(samples.native_batch(gateway, batch)), context(gateway))  # type: ignore[arg-type]
+            for batch in batches
+        )
+        taken[gateway] = (took, len(batches))
+    with capsys.disabled():
+        rates = ", ".join(f"{g} {t}/{n}" for g, (t, n) in taken.items())
+        print(f"\nfast path acceptance on the plugins' batches: {rates}")
+    assert all(took == total for took, total in taken.values()), taken
