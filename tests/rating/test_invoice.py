@@ -216,20 +216,3 @@ def test_totals_are_sums_of_rounded_lines(calls: int, egress: D, tokens: int, ap
     assert invoice.total == sum(line.amount for line in invoice.lines_with_true_up())
     assert invoice.total == max(invoice.subtotal, D("100.00"))
     assert all(line.amount.as_tuple().exponent == -2 for line in invoice.lines)
-
-
-@given(st.lists(st.tuples(counts, counts), min_size=1, max_size=8))
-def test_invoice_depends_only_on_period_totals(parts: list[tuple[int, int]]) -> None:
-    # Each part is the usage reported through one gateway (or one hourly bucket): adding the
-    # parts' quantities first must give the same invoice as the totals counted in one go.
-    merged: dict[MetricKey, D] = {}
-    for calls, tokens in parts:
-        for key, value in ((CALLS, calls), (TOKENS, tokens)):
-            merged[key] = merged.get(key, D(0)) + D(value)
-    totals = {CALLS: D(sum(c for c, _ in parts)), TOKENS: D(sum(t for _, t in parts))}
-    assert compute_invoice(CATALOG, "acme", JAN, merged) == compute_invoice(
-        CATALOG, "acme", JAN, totals
-    )
-    assert compute_invoice(CATALOG, "initech", JAN, merged) == compute_invoice(
-        CATALOG, "initech", JAN, totals
-    )
