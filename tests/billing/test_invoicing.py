@@ -394,3 +394,53 @@ def test_a_naive_clock_is_refused(fresh_database: Fresh) -> None:
             MARCH,
             clock=lambda: datetime(2026, 4, 1),  # noqa: DTZ001
         )
+
+
+@pytest.mark.integration
+def test_two_invoice_runs_and_a_finalize_at_once_leave_one_finalized_version_that_stays(
+    fresh_database: Fresh,
+) -> None:
+    """Operators run `invoice` and `invoice --finalize` for one tenant at the same time: racing
+    draft writes must never replace the finalized state, and its lines must stay its own."""
+    import threading
+
+    from pipeline.billing.stored import invoice_versions
+
+    store, database = fresh_database
+    write_usage(store, database, acme_march_across_three_gateways())
+    invoice_tenant(store, database, catalog(), "acme", MARCH, clock=Clock())
+    failures: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def run(task: str) -> None:
+        try:
+            start.wait()
+            for _ in range(5):
+                if task == "finalize":
+                    finalize_invoice(store, database, "acme", MARCH, clock=Clock())
+                else:
+                    invoice_tenant(store, database, catalog(), "acme", MARCH, clock=Clock())
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in ("invoice", "invoice", "finalize")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    versions = invoice_versions(store, database, "acme", MARCH)
+    finalized = [v for v in versions if v.status == "finalized"]
+    assert len(finalized) == 1, [(v.version, v.status) for v in versions]
+    kept = load_invoice(store, database, "acme", MARCH, finalized[0].version)
+    expected = compute_invoice(catalog(), "acme", Period.parse("2026-03"), {})
+    assert kept.total == sum(line.amount for line in kept.invoice.lines_with_true_up())
+    assert kept.total != expected.total  # the usage is on it
+    # afterwards: the same usage, so nothing changes; the finalized version stays as it was
+    again = invoice_tenant(store, database, catalog(), "acme", MARCH, clock=Clock())
+    assert again.action in ("unchanged", "recomputed")
+    after = load_invoice(store, database, "acme", MARCH, finalized[0].version)
+    assert (after.status, after.total) == ("finalized", kept.total)
+    assert after.invoice.lines == kept.invoice.lines
+    assert all(v.status == "draft" for v in invoice_versions(store, database, "acme", MARCH)
+               if v.version != finalized[0].version)  # fmt: skip
