@@ -12,8 +12,10 @@
 --   {period:String}                 billing period 'YYYY-MM', e.g. '2026-03'
 -- Columns: gateway, integration_id, accepted (every copy consumed), billed (first copy,
 --   matched to a product), duplicate (later copies of a key), quarantined, unmapped (first
---   copy, no product matched), unique_events (distinct idempotency keys), first_event,
---   last_event. Always accepted = billed + duplicate + quarantined + unmapped.
+--   copy, no product matched), dead_letter (ClickHouse refused the event for good: isolated
+--   by the stream worker, never billed, the record on the dead-letter topic), unique_events
+--   (distinct idempotency keys), first_event, last_event.
+--   Always accepted = billed + duplicate + quarantined + unmapped + dead_letter.
 -- Run:
 --   Python: pipeline.billing.finance.run_finance_query(store, database,
 --           "usage_by_gateway_for_tenant",
@@ -29,6 +31,7 @@ SELECT
     countIf(fate = 'duplicate') AS duplicate,
     countIf(fate = 'quarantined') AS quarantined,
     countIf(fate = 'unmapped') AS unmapped,
+    countIf(fate = 'dead_letter') AS dead_letter,
     uniqExact(idempotency_key) AS unique_events,
     min(event_time) AS first_event,
     max(event_time) AS last_event

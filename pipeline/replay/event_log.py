@@ -1,5 +1,5 @@
 """The event-log question of contract §7: did the events from gateway X arrive under tenant Y, and
-what happened to each (accepted, duplicate, quarantined, unmapped, billed)?
+what happened to each (accepted, duplicate, quarantined, unmapped, billed, dead-lettered)?
 
 Fates come from the ``event_fates`` view (decided from the data, exact after crashes). A
 quarantined event has no tenant: it is attributed to the tenant when one of its raw X-Tenant-Id
@@ -8,7 +8,9 @@ and case-insensitively, as tenant unification compares them. So after an alias i
 events it would have resolved show up under the tenant, as quarantined, until a replay.
 
 ``accepted`` is counted from ``event_log`` itself, not from the fates, so that the identity
-accepted = billed + unmapped + duplicate + quarantined is a check, not a tautology.
+accepted = billed + unmapped + duplicate + quarantined + dead_letter is a check, not a
+tautology. ``dead_letter`` (migration 0004): events ClickHouse refused for good, isolated by
+the stream worker (pipeline/worker/sink.py), never billed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pipeline.replay.errors import ReplayError
 from pipeline.replay.text import table, timestamp
 from pipeline.store import Store
 
-FATES = ("billed", "unmapped", "duplicate", "quarantined")
+FATES = ("billed", "unmapped", "duplicate", "quarantined", "dead_letter")
 
 _ACCEPTED = """
 SELECT gateway, count() AS events
@@ -68,6 +70,7 @@ class GatewayCounts:
     unmapped: int = 0
     duplicate: int = 0
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    dead_letter: int = 0
 
     @property
     def quarantined(self) -> int:
@@ -75,8 +78,10 @@ class GatewayCounts:
 
     @property
     def adds_up(self) -> bool:
-        """accepted = billed + unmapped + duplicate + quarantined."""
-        return self.accepted == self.billed + self.unmapped + self.duplicate + self.quarantined
+        """accepted = billed + unmapped + duplicate + quarantined + dead_letter."""
+        return self.accepted == (
+            self.billed + self.unmapped + self.duplicate + self.quarantined + self.dead_letter
+        )
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +92,7 @@ class GatewayCounts:
             "duplicate": self.duplicate,
             "quarantined": self.quarantined,
             "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
+            "dead_letter": self.dead_letter,
             "adds_up": self.adds_up,
         }
 
@@ -141,6 +147,7 @@ class EventLogReport:
             unmapped=sum(c.unmapped for c in self.gateways),
             duplicate=sum(c.duplicate for c in self.gateways),
             quarantined_by_reason=dict(reasons),
+            dead_letter=sum(c.dead_letter for c in self.gateways),
         )
 
     def counts_for(self, gateway: str) -> GatewayCounts:
@@ -160,7 +167,15 @@ class EventLogReport:
         if not self.gateways:
             return [*out, "No consumed events under this tenant."]
         rows = [_count_row(counts) for counts in (*self.gateways, self.total)]
-        headers = ["gateway", "accepted", "billed", "unmapped", "duplicate", "quarantined"]
+        headers = [
+            "gateway",
+            "accepted",
+            "billed",
+            "unmapped",
+            "duplicate",
+            "quarantined",
+            "dead_letter",
+        ]
         out.extend(table(headers, rows, indent="  "))
         for counts in self.gateways:
             if counts.quarantined_by_reason:
@@ -176,8 +191,8 @@ class EventLogReport:
         problems = [c.gateway for c in (*self.gateways, self.total) if not c.adds_up]
         if problems:
             out.append(
-                "  WARNING: accepted != billed + unmapped + duplicate + quarantined for "
-                + ", ".join(problems)
+                "  WARNING: accepted != billed + unmapped + duplicate + quarantined + dead_letter "
+                "for " + ", ".join(problems)
             )
         if self.sample:
             out.append(f"Sample of {len(self.sample)} events (newest first, every fate shown):")
@@ -274,6 +289,7 @@ def event_log_report(
             unmapped=fates.get(name, Counter())["unmapped"],
             duplicate=fates.get(name, Counter())["duplicate"],
             quarantined_by_reason=dict(reasons.get(name, Counter())),
+            dead_letter=fates.get(name, Counter())["dead_letter"],
         )
         for name in sorted(set(accepted) | set(fates) | set(reasons))
     )
@@ -300,6 +316,7 @@ def _count_row(counts: GatewayCounts) -> list[str]:
         str(counts.unmapped),
         str(counts.duplicate),
         str(counts.quarantined),
+        str(counts.dead_letter),
     ]
 
 

@@ -17,6 +17,7 @@ time, and this store is shared across threads.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,6 +105,20 @@ def redact_url(url: str) -> str:
         return "(an unparsable ClickHouse URL)"
 
 
+_CODE = re.compile(r"\bcode: (\d+)", re.IGNORECASE)
+
+
+def error_code(error: BaseException) -> int | None:
+    """ClickHouse's numeric error code of a client error, None when it has none (connection
+    refused or reset, timeouts). clickhouse-connect sets ``code`` on its errors; older
+    versions only say ``code: NNN`` in the message."""
+    code = getattr(error, "code", None)
+    if isinstance(code, int):
+        return code
+    found = _CODE.search(str(error))
+    return int(found.group(1)) if found else None
+
+
 def _without(secret: str, text: str) -> str:
     return text.replace(secret, "***") if secret else text
 
@@ -176,10 +191,14 @@ class ServerStore:
         except StoreError:
             raise
         except Exception as error:
+            # ``code``: ClickHouse's error code, when the server gave one (the worker's sink
+            # tells a refused row from an outage by it: pipeline/worker/poison.py)
+            code = error_code(error)
             raise StoreError(
                 f"{self.target} failed: {error}",
                 engine=ENGINE,
                 sql=codec.excerpt(sql),
+                **({} if code is None else {"code": code}),
             ) from error
 
     def command(self, sql: str) -> None:

@@ -8,7 +8,7 @@
              (same N partitions, co-partitioned with usage.events)                           │
              ├─> ClickHouse: event_log, usage_events, meter_entries   (sink.py)  <───────────┘
              ├─> usage.quarantine (key = idempotency key)
-             └─> usage.dead-letters (records that are not canonical events)
+             └─> usage.dead-letters (records the batch step refuses; poison records)
 
 No repartitioning: the edge keys every event by its idempotency key, so all copies of one key
 are on one partition, whichever tenant they resolve to, and the dedup state for a key lives in
@@ -24,56 +24,46 @@ the dedup changelog once per batch. The decisions (batch.py) and the sink did no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from pipeline.settings import Settings
-from pipeline.worker.batch import (
-    BatchProcessor,
-    BatchResult,
-    ConsumedMessage,
-    OffsetGap,
-)
+from pipeline.worker.batch import BatchProcessor, BatchResult, ConsumedMessage, OffsetGap
 from pipeline.worker.changelog import changelog_topic, recover
 from pipeline.worker.faults import CrashPoint
-from pipeline.worker.metrics import CONSUMER_LAG
+from pipeline.worker.inflight import InFlight, commit_batch, isolate
 from pipeline.worker.outputs import KafkaOutputs
-from pipeline.worker.progress import LoopClock
-from pipeline.worker.sink import ClickHouseSink, SinkStopped
+from pipeline.worker.progress import LoopClock, report_lag
+from pipeline.worker.sink import ClickHouseSink, SinkBatch, SinkResult, SinkStopped
+from pipeline.worker.sink_thread import SinkThread
 from pipeline.worker.state import DedupState
+from pipeline.worker.stopping import (
+    CONSUMER_STOP_S,
+    EXIT_RESERVE_S,
+    PRODUCER_STOP_S,
+    StopClock,
+    bounded,
+    install_stop_signals,
+)
 from pipeline.worker.web import serve_metrics
 
 #: exit code of a worker that stopped because a partition's offsets had a hole: start it again
 #: (it re-reads from its committed offsets). 75 is EX_TEMPFAIL: a supervisor's "try again".
 EXIT_OFFSET_GAP = 75
-#: how long a rebalance or a stop waits for in-flight batches to be written and committed
+#: how long a rebalance waits for in-flight batches to be written and committed (a stop waits
+#: what its grace allows: stopping.py)
 DRAIN_TIMEOUT_S = 30.0
 
 log = logging.getLogger(__name__)
 
 Say = Callable[[str], None]
-
-
-@dataclass
-class _InFlight:
-    """A decided batch on its way to ClickHouse, Kafka and the commit."""
-
-    messages: list[ConsumedMessage]
-    result: BatchResult
-    write: asyncio.Future[int]
-    done: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
 
 
 class MeterWorker:
@@ -96,11 +86,15 @@ class MeterWorker:
         self.topic = settings.topics.events
         self.changelog = changelog_topic(settings.worker_group_id)
         self.state = DedupState(settings.state_dir / "worker" / settings.worker_group_id / "dedup")
-        self.crash = CrashPoint.parse(settings.worker_crash_at)
+        self.crash = sink.crash = CrashPoint.parse(settings.worker_crash_at)
         self._stop = asyncio.Event()
-        self._pending: list[_InFlight] = []
-        self._queue: asyncio.Queue[_InFlight | None] = asyncio.Queue(maxsize=1)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-sink")
+        self.stop_clock = StopClock()
+        self._pending: list[InFlight] = []
+        #: batches that left the finisher unfinished (a stop or a failed step)
+        self._abandoned: list[InFlight] = []
+        self._putting: asyncio.Future[None] | None = None
+        self._queue: asyncio.Queue[InFlight | None] = asyncio.Queue(maxsize=1)
+        self._sink_thread: SinkThread[SinkBatch, SinkResult] = SinkThread(sink.write)
         self._consumer: AIOKafkaConsumer | None = None
         self.outputs = KafkaOutputs(bootstrap, settings.topics, self.changelog, self._stop)
         self.loop_clock = LoopClock()
@@ -112,11 +106,28 @@ class MeterWorker:
         self._state_ready = asyncio.Event()
 
     def request_stop(self) -> None:
+        self.stop_clock.start()
         self._stop.set()
+
+    @property
+    def sink_busy(self) -> bool:
+        """An insert may be in flight in the sink thread."""
+        return self._sink_thread.busy
+
+    def unfinished(self) -> str:
+        """What a stop now would leave uncommitted, for the log."""
+        items = [*self._abandoned, *self._pending]
+        if not items:
+            return "every decided batch is written and committed"
+        return (
+            f"{len(items)} decided batches ({sum(len(i.messages) for i in items)} events) are "
+            "not written or not committed; they will be re-read from the last committed offsets"
+        )
 
     # --- the loop ---------------------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self) -> bool:
+        """Consume until stopped; True when every decided batch was written and committed."""
         s = self.settings
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
@@ -139,7 +150,9 @@ class MeterWorker:
             self._consumer.subscribe([self.topic], listener=_Rebalance(self))
             await self._consumer.start()
             finisher = asyncio.create_task(self._finish_in_order())
-            lag = asyncio.create_task(self._report_lag())
+            lag = asyncio.create_task(
+                report_lag(self._consumer, self.processor.processed_position, self.loop_clock)
+            )
             self.say(
                 f"Worker '{s.worker_group_id}' consuming {self.topic}; dedup state in "
                 f"{self.state.directory}; Ctrl-C to stop"
@@ -148,12 +161,12 @@ class MeterWorker:
         except SinkStopped as exc:
             log.warning("worker stopping: %s (they will be redelivered)", exc)
         finally:
-            await self._shutdown(finisher, lag, runner)
+            clean = await self._shutdown(finisher, lag, runner)
+        return clean
 
     async def _consume(self, finisher: asyncio.Task[None]) -> None:
         assert self._consumer is not None
         consumer = self._consumer
-        loop = asyncio.get_running_loop()
         within_ms = int(self.settings.worker_batch_within_s * 1000)
         state = self.state
         stop = asyncio.ensure_future(self._stop.wait())
@@ -205,17 +218,18 @@ class MeterWorker:
             decided = time.monotonic()
             clock.add("deciding", decided - fetched)
             clock.decided(len(messages))
-            item = _InFlight(
-                messages,
-                result,
-                loop.run_in_executor(self._executor, self.sink.write, result.sink_batch),
-            )
+            item = InFlight(messages, result, self._sink_thread.submit(result.sink_batch))
             self._pending.append(item)
             put = asyncio.ensure_future(self._queue.put(item))
-            await asyncio.wait({put, finisher}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({put, finisher, stop}, return_when=asyncio.FIRST_COMPLETED)
             if finisher.done():
                 put.cancel()
                 finisher.result()
+            if not put.done():
+                # Stopping while the finisher is still busy with the batch before: the put
+                # goes on, so that a drain within the grace can still finish this batch too.
+                self._putting = put
+                break
             clock.add("writes", time.monotonic() - decided)
         stop.cancel()
 
@@ -226,11 +240,15 @@ class MeterWorker:
         while (item := await self._queue.get()) is not None:
             result = item.result
             try:
-                # 1-3: ClickHouse, retried inside until written (sink.py: crash points)
-                await item.write
+                # 1-3: ClickHouse, retried inside until written; refused events isolated
+                # (sink.py: crash points)
+                written = await item.write
                 self.crash.maybe("after_sink")
+                if written.refused:
+                    isolate(item, written.refused)
                 # 4: quarantine and dead-letter records, acknowledged by Kafka
                 await self.outputs.send_out(result)
+                self.crash.maybe("after_outputs")
                 # 5: the dedup state learns the first copies written above: changelog first
                 # (acks=all), then the local database with the changelog position it reached
                 await self._store_first_copies(item)
@@ -242,14 +260,17 @@ class MeterWorker:
                 )
                 self.crash.maybe("after_commit")
                 self.crash.batches += 1
+                item.finished = True
                 for partition, offset in result.last_offsets.items():
                     self.processor.note_processed(partition, offset)
             finally:
                 self._pending.remove(item)
+                if not item.finished:
+                    self._abandoned.append(item)
                 if not item.done.done():
                     item.done.set_result(None)
 
-    async def _store_first_copies(self, item: _InFlight) -> None:
+    async def _store_first_copies(self, item: InFlight) -> None:
         by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
         for index, key, value in item.result.new_first_copies:
             partition = item.messages[index].partition
@@ -258,35 +279,28 @@ class MeterWorker:
             if partition in self._owned:
                 by_partition.setdefault(partition, []).append((key, value))
         if not by_partition:
+            self.crash.maybe("after_changelog")  # nothing to write: trivially past it
             return
         positions = await self.outputs.write_changelog(by_partition)
+        self.crash.maybe("after_changelog")
         for partition, entries in by_partition.items():
             self.state.partition(partition).apply(entries, positions[partition])
 
     async def _commit(self, result: BatchResult) -> None:
         assert self._consumer is not None
-        consumer = self._consumer
-        assignment = consumer.assignment()
-        offsets = {
-            tp: offset + 1
-            for partition, offset in result.last_offsets.items()
-            if (tp := TopicPartition(self.topic, partition)) in assignment
-        }
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # The group moved on (rebalance): the new owner re-reads from the last committed
-            # offset and rewrites the same rows with the same keys. Nothing lost or doubled.
-            log.warning("offset commit refused after a rebalance (%s); batch will be re-read", exc)
+        await commit_batch(self._consumer, self.topic, result)
 
     async def drain(self) -> bool:
         """Wait until every decided batch is written and committed. False on timeout."""
         waiting = [item.done for item in self._pending]
         if not waiting:
             return True
-        _, late = await asyncio.wait(waiting, timeout=DRAIN_TIMEOUT_S)
+        timeout = DRAIN_TIMEOUT_S
+        if self.stop_clock.started:  # a stop has its own, shorter budget
+            timeout = min(timeout, self.stop_clock.remaining(EXIT_RESERVE_S))
+        if timeout <= 0:
+            return False
+        _, late = await asyncio.wait(waiting, timeout=timeout)
         return not late
 
     # --- rebalances -------------------------------------------------------------------------
@@ -319,46 +333,50 @@ class MeterWorker:
 
     # --- around the loop --------------------------------------------------------------------
 
-    async def _report_lag(self) -> None:
-        assert self._consumer is not None
-        ticks = 0
-        while True:
-            await asyncio.sleep(5.0)
-            ticks += 1
-            if ticks % 2 == 0 and (line := self.loop_clock.report()):
-                log.info("%s", line)
-            for tp in self._consumer.assignment():
-                highwater = self._consumer.highwater(tp)
-                position = self.processor.processed_position(tp.partition)
-                if highwater is not None and position is not None:
-                    CONSUMER_LAG.labels(partition=str(tp.partition)).set(
-                        max(highwater - position, 0)
-                    )
-
     async def _shutdown(
         self,
         finisher: asyncio.Task[None] | None,
         lag: asyncio.Task[None] | None,
         runner: web.AppRunner | None,
-    ) -> None:
+    ) -> bool:
+        """Stop within the grace (stopping.py); True when nothing was left unfinished."""
+        clock = self.stop_clock
+        clock.start()
         if lag is not None:
             lag.cancel()
         if finisher is not None and not finisher.done():
-            if not await self.drain():
-                self.sink.stopping.set()  # unwritten batches stay uncommitted: re-read later
-            await self._queue.put(None)
-            try:
-                await asyncio.wait_for(finisher, DRAIN_TIMEOUT_S)
-            except (TimeoutError, SinkStopped, KafkaError) as exc:
-                log.warning("stopped with batches unfinished (%s); they will be re-read", exc)
+            if await self.drain():
+                with contextlib.suppress(asyncio.QueueFull):  # drained: the queue is empty
+                    self._queue.put_nowait(None)
+                await bounded(finisher, clock.remaining(EXIT_RESERVE_S), "the finisher")
+            # Unwritten batches stay uncommitted: re-read later. A sink waiting to retry ends
+            # at once; an insert in flight is left to its daemon thread.
+            self.sink.stopping.set()
+            if self._putting is not None:
+                self._putting.cancel()
+            if not finisher.done():
+                await asyncio.wait({finisher}, timeout=min(0.5, clock.remaining(EXIT_RESERVE_S)))
+                finisher.cancel()
+                await asyncio.wait({finisher}, timeout=0.5)
+            if finisher.done() and not finisher.cancelled() and finisher.exception():
+                log.warning("stopped with batches unfinished (%s)", finisher.exception())
         self.sink.stopping.set()
-        if self._consumer is not None:
-            await self._consumer.stop()  # leaves the group: its partitions move at once
-        await self.outputs.stop()
+        self._sink_thread.close()
+        if self._consumer is not None:  # leaving the group moves its partitions at once
+            await bounded(
+                self._consumer.stop(),
+                min(CONSUMER_STOP_S, clock.remaining(PRODUCER_STOP_S + 1.0)),
+                "leaving the consumer group",
+            )
+        await bounded(
+            self.outputs.stop(), min(PRODUCER_STOP_S, clock.remaining(1.0)), "the producer"
+        )
         if runner is not None:
-            await runner.cleanup()
+            await bounded(runner.cleanup(), min(0.5, clock.remaining(0.5)), "the web server")
         self.state.close_all()
-        self._executor.shutdown(wait=False)
+        clean = not (self._abandoned or self._pending)
+        (log.info if clean else log.warning)("worker stopped: %s", self.unfinished())
+        return clean
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -376,7 +394,4 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 _new = tuple.__new__
 
 
-def install_stop_signals(worker: MeterWorker) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, worker.request_stop)
+__all__ = ["EXIT_OFFSET_GAP", "MeterWorker", "install_stop_signals"]

@@ -30,3 +30,9 @@ KAFKA_RETRIES = Counter(
     "Failed Kafka steps after a batch was written (retried; the batch stays uncommitted)",
     ["step"],
 )
+POISON_RECORDS = Counter(
+    "pipeline_worker_poison_records_total",
+    "Consumed records whose row ClickHouse refused for good (a value it cannot store), by the "
+    "table that refused it: isolated, dead-lettered, never billed",
+    ["table"],
+)

@@ -8,9 +8,17 @@ limits the worker right now: Kafka (nothing to do), the CPU (deciding), or the w
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer
+
+from pipeline.worker.metrics import CONSUMER_LAG
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,3 +61,20 @@ class LoopClock:
             f"{batches} batches of ~{events // batches:,}); loop time: {shares} "
             "(kafka = waiting for records, writes = waiting for ClickHouse/changelog/commit)"
         )
+
+
+async def report_lag(
+    consumer: AIOKafkaConsumer, processed: Callable[[int], int | None], clock: LoopClock
+) -> None:
+    """Every 5 s: the consumer lag per partition (gauge); every 10 s the loop clock's line."""
+    ticks = 0
+    while True:
+        await asyncio.sleep(5.0)
+        ticks += 1
+        if ticks % 2 == 0 and (line := clock.report()):
+            log.info("%s", line)
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            position = processed(tp.partition)
+            if highwater is not None and position is not None:
+                CONSUMER_LAG.labels(partition=str(tp.partition)).set(max(highwater - position, 0))

@@ -18,6 +18,7 @@ from pipeline.worker.app import MeterWorker, install_stop_signals
 from pipeline.worker.batch import BatchProcessor
 from pipeline.worker.changelog import changelog_spec
 from pipeline.worker.sink import ClickHouseSink
+from pipeline.worker.stopping import EXIT_UNFINISHED
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,11 @@ def prepare_worker(
 
 
 def run_worker(settings: Settings) -> None:
-    """Run one worker process until SIGINT/SIGTERM."""
+    """Run one worker process until SIGINT/SIGTERM; it stops within ``STOP_GRACE_S`` (20 s).
+
+    Raises ``SystemExit(EXIT_UNFINISHED)`` (69) when it stopped with batches unwritten or
+    uncommitted (they are re-read; nothing is lost).
+    """
     # aiokafka logs every produce at DEBUG; building those records cost ~15% of the hot path.
     configure_logging("INFO")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
@@ -69,13 +74,19 @@ def run_worker(settings: Settings) -> None:
 
     tune_gc_for_throughput()
 
-    async def main() -> None:
-        install_stop_signals(worker)
-        await worker.run()
+    async def main() -> bool:
+        install_stop_signals(worker)  # and the watchdog: stopping.py
+        return await worker.run()
 
     try:
-        asyncio.run(main())
+        clean = asyncio.run(main())
     finally:
         worker.sink.stopping.set()
-        worker.sink.store.close()
+        if not worker.sink_busy:  # else an insert is in flight in the sink's daemon thread
+            worker.sink.store.close()
+    if not clean:
+        # Batches decided but not written or not committed: re-read from the committed
+        # offsets by whoever owns their partitions next. Nothing is lost; say it in the code.
+        print(f"Worker stopped: {worker.unfinished()}", flush=True)
+        raise SystemExit(EXIT_UNFINISHED)
     print("Worker stopped", flush=True)

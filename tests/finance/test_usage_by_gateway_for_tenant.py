@@ -25,7 +25,7 @@ def _check(store: Store, database: str, aliases: list[str]) -> list[tuple[Any, .
     )
     for row in rows:
         assert row["accepted"] == sum(
-            row[fate] for fate in ("billed", "duplicate", "quarantined", "unmapped")
+            row[fate] for fate in ("billed", "duplicate", "quarantined", "unmapped", "dead_letter")
         )
     return [(r["gateway"], r["integration_id"], *(r[c] for c in COUNTS)) for r in rows]
 

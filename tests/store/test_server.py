@@ -213,7 +213,11 @@ def test_dedup_token_drops_a_retried_block_where_the_table_allows_it(
 def test_engine_errors_become_store_errors_with_sql(store: Store, scratch: str) -> None:
     with pytest.raises(StoreError, match="UNKNOWN_TABLE") as caught:
         store.query(f"SELECT * FROM {scratch}.missing")
-    assert caught.value.fields == {"engine": "server", "sql": f"SELECT * FROM {scratch}.missing"}
+    assert caught.value.fields == {
+        "engine": "server",
+        "sql": f"SELECT * FROM {scratch}.missing",
+        "code": 60,  # UNKNOWN_TABLE: the worker's sink decides by the code
+    }
 
 
 @pytest.mark.integration

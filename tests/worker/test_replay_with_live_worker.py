@@ -20,13 +20,13 @@ from pipeline.devstack.processes import start_worker, stop_worker
 from pipeline.devstack.traffic import sample_deliveries
 from pipeline.replay import run_replay
 from tests.support.stack import REPO, wait_drained
-from tests.worker.test_worker_e2e import Stack, expected_for, stack  # noqa: F401
+from tests.worker.support import Stack, expected_for
 
 pytestmark = pytest.mark.integration
 
 
 def test_replay_repairs_quarantine_while_live_worker_runs_next_month(
-    stack: Stack,  # noqa: F811
+    stack: Stack,
     tmp_path: Path,
 ) -> None:
     march = sample_deliveries(300, seed=41, quarantine_share=0.15, key_prefix="mar")

@@ -25,9 +25,12 @@ def test_a_small_campaign_passes_and_reports_every_measure(
     )
     said: list[str] = []
     out = tmp_path / "hostile.json"
-    assert run_hostile(
-        settings, bodies=600, clients=4, poison_records=300, json_out=out, say=said.append
-    ) == 0, "\n".join(said[-40:])
+    assert (
+        run_hostile(
+            settings, bodies=600, clients=4, poison_records=300, json_out=out, say=said.append
+        )
+        == 0
+    ), "\n".join(said[-40:])
     report = orjson.loads(out.read_bytes())
     assert report["passed"] and report["other_5xx"] == [] and report["worker_restarts"] == 0
     assert report["stalled_partitions"] == {} and report["edge_alive"]
