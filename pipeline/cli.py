@@ -174,7 +174,10 @@ def _cmd_finance(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.worker.runner import run_worker
 
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except SystemExit as stopped:  # 69: stopped with batches unwritten (they are re-read)
+        return int(stopped.code or 0)
     return 0
 
 

@@ -108,7 +108,9 @@ class Settings(BaseSettings):
 
     worker_crash_at: str | None = Field(
         default=None,
-        pattern=r"^(after_sink|after_state|after_commit):[0-9]+$",
+        # the crash points of pipeline/worker/faults.py (SPEC_PATTERN, checked by a test)
+        pattern=r"^(during_sink:(event_log|usage_events|meter_entries)|after_sink|after_outputs"
+        r"|after_changelog|after_state|after_commit):[0-9]+$",
         description="TEST ONLY fault injection: SIGKILL the worker at <point>:<batch number>",
     )
 

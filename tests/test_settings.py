@@ -51,3 +51,11 @@ def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("PIPELINE_INGEST_PORT", "not-a-port")
     with pytest.raises(ConfigError, match="PIPELINE_INGEST_PORT"):
         load_settings()
+
+
+def test_the_crash_point_setting_accepts_exactly_the_workers_crash_points() -> None:
+    from pipeline.worker.faults import SPEC_PATTERN
+
+    field = Settings.model_fields["worker_crash_at"]
+    patterns = [m.pattern for m in field.metadata if hasattr(m, "pattern")]
+    assert patterns == [SPEC_PATTERN]

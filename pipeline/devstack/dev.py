@@ -262,18 +262,17 @@ def _print_summary(store: Store, database: str, say: Say) -> None:
         if row["fate"] == "quarantined":
             reasons[row["reason"]] += row["n"]
     say("")
+    dead = f" + {fates['dead_letter']} dead-lettered" if fates["dead_letter"] else ""
     say(
         f"Event log: {sum(fates.values())} events consumed = {fates['billed']} billed + "
         f"{fates['duplicate']} duplicate + {fates['quarantined']} quarantined + "
-        f"{fates['unmapped']} unmapped"
+        f"{fates['unmapped']} unmapped{dead}"
     )
+    shown = ["billed", "duplicate", "quarantined", "unmapped"]
+    if fates["dead_letter"]:
+        shown.append("dead_letter")
     for gateway, counts in sorted(per_gateway.items()):
-        say(
-            f"  {gateway:9} "
-            + "  ".join(
-                f"{k} {counts[k]}" for k in ("billed", "duplicate", "quarantined", "unmapped")
-            )
-        )
+        say(f"  {gateway:9} " + "  ".join(f"{k} {counts[k]}" for k in shown))
     if reasons:
         say("  quarantine reasons: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
 
