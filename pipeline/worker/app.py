@@ -316,6 +316,8 @@ class MeterWorker:
         self._owned.difference_update(partitions)
         for partition in partitions:
             self.state.close(partition)
+        if partitions:  # operators (and the rebalance test) see the assignment change
+            log.info("revoked partitions %s of %s", sorted(partitions), self.topic)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         partitions = sorted(tp.partition for tp in assigned if tp.topic == self.topic)

@@ -17,7 +17,8 @@ Conventions the production side must agree with (they mirror pipeline.metering's
 * ``unique`` = distinct (tenant, idempotency key) pairs, metered or unmapped;
   ``duplicates`` = the other copies of those; ``unmapped`` = unique events with no product;
 * ``quantities`` has every metric of every (tenant, product, month) with a metered event
-  (0 when no event of that month passed the metric's ``where``).
+  (0 when no event of that month passed the metric's ``where``); ``entries`` how many meter
+  entries each one sums (a meter row exists exactly for the keys with at least one).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ _DIVISION = Context(prec=60)
 @dataclass
 class Expected:
     quantities: dict[QuantityKey, Decimal] = field(default_factory=dict)
+    entries: dict[QuantityKey, int] = field(default_factory=dict)
     delivered: int = 0
     unique: int = 0
     duplicates: int = 0
@@ -105,6 +107,7 @@ def expected_usage(
         metric = catalog.metric(product_id, metric_id)
         assert metric is not None
         out.quantities[key] = reference_quantity(metric, values)
+        out.entries[key] = len(values)
     return out
 
 

@@ -37,6 +37,7 @@ from tests.worker.support import (
     committed,
     database_for,
     expected_for,
+    wait_committed_beyond,
     wait_for_log,
 )
 
@@ -89,14 +90,18 @@ def test_sigkill_at_a_crash_point_then_restart_is_exact(stack: Stack, point: str
     stack.assert_exact(expected)
 
 
-def test_sigkill_at_random_moments_mid_stream(stack: Stack) -> None:
+def test_sigkill_mid_stream_after_observed_progress_then_restart_is_exact(stack: Stack) -> None:
+    """Each worker is killed only once it has committed more than the one before it (observed,
+    not slept for), with batches still ahead of it; its exit is the SIGKILL's."""
     deliveries = sample_deliveries(600, seed=3)
     expected = expected_for(deliveries)
-    stack.produce(deliveries)
-    for delay in (4.0, 5.5, 3.0):
-        proc = start_worker(stack.env(), stack.log())
-        time.sleep(delay)
-        stop_worker(proc, signal.SIGKILL)
+    total = stack.produce(deliveries)
+    reached = 0
+    for _ in range(3):
+        proc = start_worker(stack.env(PIPELINE_WORKER_BATCH_MAX="20"), stack.log())
+        reached = wait_committed_beyond(stack, reached)
+        assert reached < total  # mid-stream: work left when it dies
+        assert stop_worker(proc, signal.SIGKILL) == -signal.SIGKILL
     stack.run_until_drained()
     stack.assert_exact(expected)
 
@@ -146,12 +151,14 @@ def test_second_worker_joins_then_one_leaves_by_sigterm(stack: Stack) -> None:
     one = start_worker(stack.env("w1"), stack.log("w1"))
     two = None
     try:
-        time.sleep(5)  # w1 is mid-stream
+        wait_committed_beyond(stack, 0)  # w1 is mid-stream: it has committed progress
         two = start_worker(stack.env("w2"), stack.log("w2"))
-        time.sleep(8)  # the group rebalanced onto both workers
+        # the rebalance, observed: w2 is assigned partitions and w1 gives some up
+        wait_for_log(stack.log("w2"), "assigned partitions", 120)
+        wait_for_log(stack.log("w1"), "revoked partitions", 120)
+        before = committed(stack)
         stack.produce(deliveries[half:], seed=22)
-        lag = asyncio.run(group_lag(stack.bootstrap, stack.name, stack.topic))
-        assert lag is not None and lag > 0  # w1 leaves with work in flight
+        wait_committed_beyond(stack, before)  # both go on committing after the rebalance
         stop_worker(one, signal.SIGTERM)
         # 75: w1 found a skipped offset and stopped without acknowledging (see below); 69: it
         # stopped with batches uncommitted (a rebalance took its grace), re-read by w2
@@ -225,12 +232,13 @@ def test_kafka_away_for_a_while_the_same_worker_holds_then_continues(
     expected = expected_for(deliveries)
     try:
         stack.produce(deliveries[:300], seed=41)
-        proc = start_worker(stack.env(PIPELINE_WORKER_BATCH_MAX="50"), stack.log())
+        proc = start_worker(stack.env(PIPELINE_WORKER_BATCH_MAX="5"), stack.log())
         try:
-            wait_for_log(stack.log(), "consuming", 60)
-            time.sleep(1.0)  # mid-stream: batches of 50 are being written and committed
+            # mid-stream, observed: batches of 5 are being committed, and not all of them yet
+            reached = wait_committed_beyond(stack, 0)
             launcher.stop()
-            time.sleep(8)
+            assert reached < 300
+            time.sleep(8)  # the broker stays away a while; the worker must hold, not exit
             assert proc.poll() is None, stack.log().read_text()[-3000:]
             launcher.start()  # same data dir and port
             stack.produce(deliveries[300:], seed=42)
