@@ -13,7 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, localcontext
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 MINOR_DIGITS = {"USD": 2, "EUR": 2, "GBP": 2, "JPY": 0}
 
@@ -38,7 +41,7 @@ def price(
         lines = []
         for charge in version["charges"]:
             if charge["model"] == "flat":
-                amount, what = Decimal(charge["amount"]), "flat"
+                amount, what = _d(charge["amount"]), "flat"
             else:
                 quantity = quantities.get((charge["product"], charge["metric"]), Decimal(0))
                 billable = max(quantity - Decimal(str(charge.get("included", 0))), Decimal(0))
@@ -48,20 +51,32 @@ def price(
         subtotal = sum((amount for _, amount in lines), Decimal(0))
         minimum = version.get("minimum_commitment")
         total = subtotal
-        if minimum is not None and subtotal < Decimal(minimum):
-            total = _round(Decimal(minimum), digits)
+        if minimum is not None and subtotal < _d(minimum):
+            total = _round(_d(minimum), digits)
         return NaiveInvoice(tuple(lines), _round(subtotal, digits), _round(total, digits))
+
+
+def plan_of(rules_dir: Path, tenant: str) -> dict[str, Any]:
+    """The raw plan dict of ``tenant`` (an id) read straight from the rules' YAML files."""
+    merged: dict[str, list[Any]] = {"tenants": [], "plans": []}
+    for path in sorted(rules_dir.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text()) or {}
+        for key in merged:
+            merged[key] += document.get(key) or []
+    (plan_id,) = [t["plan"] for t in merged["tenants"] if t["id"] == tenant]
+    (plan,) = [p for p in merged["plans"] if p["id"] == plan_id]
+    return dict(plan)
 
 
 def _usage(charge: Mapping[str, Any], billable: Decimal) -> Decimal:
     model = charge["model"]
     if model == "per_unit":
-        return billable * Decimal(charge["unit_price"])
+        return billable * _d(charge["unit_price"])
     if model == "package":
         packages = (billable / Decimal(str(charge["package_size"]))).to_integral_value(
             rounding=ROUND_CEILING
         )
-        return packages * Decimal(charge["package_price"])
+        return packages * _d(charge["package_price"])
     tiers = charge["tiers"]
     if model == "graduated":
         amount, below = Decimal(0), Decimal(0)
@@ -69,7 +84,7 @@ def _usage(charge: Mapping[str, Any], billable: Decimal) -> Decimal:
             top = Decimal(str(tier["up_to"])) if "up_to" in tier else billable
             units = min(billable, top) - below
             if units > 0:
-                amount += units * Decimal(tier["unit_price"]) + Decimal(tier.get("flat_fee", "0"))
+                amount += units * _d(tier["unit_price"]) + _d(tier.get("flat_fee", "0"))
             below = max(below, top)
         return amount
     if model == "volume":
@@ -79,8 +94,13 @@ def _usage(charge: Mapping[str, Any], billable: Decimal) -> Decimal:
         for tier in reversed(tiers):  # top down: the lowest tier whose bound holds billable
             if "up_to" in tier and billable <= Decimal(str(tier["up_to"])):
                 chosen = tier
-        return billable * Decimal(chosen["unit_price"]) + Decimal(chosen.get("flat_fee", "0"))
+        return billable * _d(chosen["unit_price"]) + _d(chosen.get("flat_fee", "0"))
     raise ValueError(f"unknown model {model}")
+
+
+def _d(value: Any) -> Decimal:
+    """A rules number as an exact decimal (YAML may give it as text, int or float)."""
+    return Decimal(str(value))
 
 
 def _round(amount: Decimal, digits: int) -> Decimal:
