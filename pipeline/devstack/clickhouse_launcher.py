@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
 import http.client
 import importlib.util
@@ -36,16 +35,23 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 from pipeline.devstack import clickhouse_server
+from pipeline.devstack.local_processes import (
+    free_ports,
+    locked,
+    port_free,
+    runs_module,
+    terminate_group,
+    wait_gone,
+)
 from pipeline.errors import ClickHouseLaunchError
 
 Say = Callable[[str], None]
@@ -153,7 +159,7 @@ class ClickHouseLauncher:
             try:
                 self._wait_ready(proc, info)
             except BaseException:
-                _terminate(proc.pid, STOP_GRACE_S)
+                terminate_group(proc.pid, STOP_GRACE_S)
                 raise
             self.state_file.write_text(
                 json.dumps(
@@ -187,12 +193,12 @@ class ClickHouseLauncher:
             # its last threads exit: wait for them briefly rather than move the address.
             deadline = time.monotonic() + PORT_RELEASE_S
             while True:
-                if _port_free(http_port) and _port_free(tcp_port):
+                if port_free(http_port) and port_free(tcp_port):
                     return http_port, tcp_port
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
-        http_port, tcp_port = _free_ports(2)
+        http_port, tcp_port = free_ports(2)
         self.ports_file.write_text(json.dumps({"http_port": http_port, "tcp_port": tcp_port}))
         return http_port, tcp_port
 
@@ -300,7 +306,7 @@ class ClickHouseLauncher:
                 self.state_file.unlink(missing_ok=True)
                 return False
             self._say(f"Stopping ClickHouse (pid {info.pid})")
-            _terminate(info.pid, STOP_GRACE_S)
+            terminate_group(info.pid, STOP_GRACE_S)
             self.state_file.unlink(missing_ok=True)
             return True
 
@@ -311,7 +317,7 @@ class ClickHouseLauncher:
             return None
         with contextlib.suppress(ProcessLookupError):
             os.killpg(info.pid, signal.SIGKILL)
-        _wait_gone(info.pid, STOP_GRACE_S)
+        wait_gone(info.pid, STOP_GRACE_S)
         return info.pid
 
     def _recorded(self) -> ServerInfo | None:
@@ -327,15 +333,8 @@ class ClickHouseLauncher:
         except (OSError, ValueError, KeyError):
             return None
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with (self.home / "launcher.lock").open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.home / "launcher.lock")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -363,77 +362,5 @@ def _authenticated_ping(info: ServerInfo) -> str | None:
     return f"HTTP {response.status}: {body[:200].decode(errors='replace')}"
 
 
-def _terminate(pid: int, grace_s: float) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    if _wait_gone(pid, grace_s):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    _wait_gone(pid, grace_s)
-
-
-def _wait_gone(pid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _pid_alive(pid: int) -> bool:
-    """Alive and not a zombie (a zombie child still answers ``kill(pid, 0)``)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    if stat.rsplit(")", 1)[1].split()[0] != "Z":
-        return True
-    # A zombie leader: its other threads may still be exiting and holding the sockets. Our own
-    # child is gone once the kernel lets us reap it (only after every thread has exited).
-    try:
-        reaped, _status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return False  # not our child: its parent reaps it
-    return reaped != pid
-
-
 def _is_our_server(pid: int) -> bool:
-    if not _pid_alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return SERVER_MODULE.encode() in cmdline
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct free loopback ports (held open together while picked)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    return runs_module(pid, SERVER_MODULE.encode())

@@ -21,13 +21,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import fcntl
 import json
 import logging
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -36,6 +32,14 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from pipeline.devstack.local_processes import (
+    free_ports,
+    locked,
+    port_free,
+    port_open,
+    runs_module,
+    terminate_group,
+)
 from pipeline.errors import BrokerLaunchError
 from pipeline.settings import Settings
 
@@ -154,7 +158,7 @@ class KafkaLauncher:
             )
         except (OSError, ValueError, KeyError):
             return None
-        if not _is_our_broker(info.pid) or not _port_open(info.port):
+        if not _is_our_broker(info.pid) or not port_open(info.port):
             return None
         return info
 
@@ -211,9 +215,9 @@ class KafkaLauncher:
         with contextlib.suppress(OSError, ValueError, KeyError):
             old = json.loads(self.ports_file.read_text())
             port, cport = int(old["port"]), int(old["controller_port"])
-            if _port_free(port) and _port_free(cport):
+            if port_free(port) and port_free(cport):
                 return port, cport
-        port, cport = _free_port(), _free_port()
+        port, cport = free_ports(2)
         self.ports_file.write_text(json.dumps({"port": port, "controller_port": cport}))
         return port, cport
 
@@ -336,7 +340,7 @@ class KafkaLauncher:
                     f"last log lines:\n{self.tail_log()}",
                     log=str(self.log_file),
                 )
-            if _port_open(info.port):
+            if port_open(info.port):
                 try:
                     with _quiet_aiokafka():
                         asyncio.run(_probe_produce(info.bootstrap_servers))
@@ -370,25 +374,10 @@ class KafkaLauncher:
             return True
 
     def _terminate(self, pid: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid):
-                return
-            time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+        terminate_group(pid, STOP_GRACE_S)
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with (self.home / "launcher.lock").open("w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.home / "launcher.lock")
 
 
 async def _probe_produce(bootstrap: str) -> None:
@@ -442,52 +431,8 @@ def _quiet_aiokafka() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); treat it as gone.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _is_our_broker(pid: int) -> bool:
-    if not _pid_alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"kafka.Kafka" in cmdline
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As the JVM's server sockets do: a port whose old connections sit in TIME_WAIT is free.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return runs_module(pid, b"kafka.Kafka")
 
 
 def local_bootstrap(settings: Settings, *, say: Say = _quiet) -> str:

@@ -19,7 +19,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from pipeline.cli import main
-from pipeline.devstack import clickhouse_launcher
+from pipeline.devstack import clickhouse_launcher, local_processes
 from pipeline.devstack.clickhouse_launcher import ClickHouseLauncher, ServerInfo
 from pipeline.devstack.clickhouse_server import HOLD_MARKER
 from pipeline.errors import ClickHouseLaunchError
@@ -154,7 +154,7 @@ def test_sigterm_stops_the_server_process_within_its_grace(launcher: ClickHouseL
     info = launcher.start()
     os.kill(info.pid, signal.SIGTERM)
     deadline_s = clickhouse_launcher.STOP_GRACE_S
-    assert clickhouse_launcher._wait_gone(info.pid, deadline_s)
+    assert local_processes.wait_gone(info.pid, deadline_s)
     assert "stopping: cancelling the hold query" in launcher.log_file.read_text()
 
 
@@ -178,7 +178,7 @@ def test_the_ports_of_the_previous_run_are_kept_unless_taken(
 ) -> None:
     launcher = ClickHouseLauncher(tmp_path / "ports")
     launcher.home.mkdir(parents=True)
-    http_port, tcp_port = clickhouse_launcher._free_ports(2)
+    http_port, tcp_port = local_processes.free_ports(2)
     launcher.ports_file.write_text(json.dumps({"http_port": http_port, "tcp_port": tcp_port}))
     assert launcher._pick_ports() == (http_port, tcp_port)
     monkeypatch.setattr(clickhouse_launcher, "PORT_RELEASE_S", 0.5)
@@ -231,4 +231,4 @@ def _native_hello(port: int, user: str, password: str) -> int:
 
 
 def _alive(pid: int) -> bool:
-    return clickhouse_launcher._pid_alive(pid)
+    return local_processes.pid_alive(pid)

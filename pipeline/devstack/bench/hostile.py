@@ -20,7 +20,6 @@ partitions whose lag did not return to 0. Not a timed test: a report (docs/bench
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from pipeline.devstack.bench.http_client import HttpTarget, KeepAliveConnection,
 from pipeline.devstack.bench.progress import Say
 from pipeline.devstack.bench.report import bench_clickhouse, drop_database
 from pipeline.devstack.kafka_launcher import local_bootstrap
+from pipeline.devstack.local_processes import free_ports
 from pipeline.devstack.processes import start_worker, stop_worker, worker_env
 from pipeline.errors import InfrastructureError
 from pipeline.kafka import group_lag
@@ -168,7 +168,7 @@ def run_hostile(
             )
             edge_env = {
                 **env,
-                "PIPELINE_INGEST_PORT": str(_free_port()),
+                "PIPELINE_INGEST_PORT": str(free_ports(1)[0]),
                 "PIPELINE_INGEST_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
             }
             started = time.perf_counter()
@@ -357,12 +357,6 @@ def _wait_ready(url: str, edge: subprocess.Popen[bytes], log: Path, timeout_s: f
             pass
         time.sleep(0.3)
     raise InfrastructureError(f"the edge was not ready within {timeout_s:.0f} s; see {log}")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 __all__ = ["Campaign", "run_hostile"]
