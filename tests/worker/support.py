@@ -110,20 +110,27 @@ def assert_exact(store: Store, db: str, expected: Expected, dead_letters: int = 
     assert unique["n"] == expected.unique
 
 
-def committed(stack: Stack) -> int:
-    """Offsets the worker group has committed on the events topic, summed over partitions."""
+def committed_by_partition(stack: Stack) -> dict[int, int]:
+    """The worker group's committed offset of each partition of the events topic."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    async def read() -> int:
+    async def read() -> dict[int, int]:
         admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap)
         await admin.start()
         try:
             offsets = await admin.list_consumer_group_offsets(stack.name)
         finally:
             await admin.close()
-        return sum(meta.offset for tp, meta in offsets.items() if tp.topic == stack.topic)
+        return {
+            tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == stack.topic
+        }
 
     return asyncio.run(read())
+
+
+def committed(stack: Stack) -> int:
+    """Offsets the worker group has committed on the events topic, summed over partitions."""
+    return sum(committed_by_partition(stack).values())
 
 
 def wait_committed_beyond(stack: Stack, offsets: int, timeout: float = 120) -> int:
