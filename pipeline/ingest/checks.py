@@ -24,11 +24,9 @@ from typing import Final
 import orjson
 
 from pipeline.catalog import Catalog
+from pipeline.metering.meters import METER_FRACTION_DIGITS, METER_INTEGER_DIGITS, fits_meter_value
 
 ATTRIBUTE_PREFIX: Final = "attributes."
-#: ``Decimal(38, 9)`` (migrations/0002: meter_entries.value)
-METER_INTEGER_DIGITS: Final = 29
-METER_FRACTION_DIGITS: Final = 9
 _ATTRIBUTES: Final = b'"attributes":{'
 
 
@@ -89,15 +87,9 @@ def meter_value_problem(text: bytes) -> str | None:
         number = Decimal(text.decode())
     except (InvalidOperation, UnicodeDecodeError, ValueError):
         return None
-    if not number.is_finite():
+    if not number.is_finite() or fits_meter_value(format(number, "f")):
         return None
-    _sign, digits, exponent = number.as_tuple()
-    assert isinstance(exponent, int)
-    integer_digits = max(len(digits) + exponent, 0)
-    fraction_digits = max(-exponent, 0)
-    if integer_digits > METER_INTEGER_DIGITS or fraction_digits > METER_FRACTION_DIGITS:
-        return (
-            f"does not fit a meter value (Decimal(38, 9): at most {METER_INTEGER_DIGITS} digits "
-            f"before the point and {METER_FRACTION_DIGITS} after)"
-        )
-    return None
+    return (
+        f"does not fit a meter value (Decimal(38, 9): at most {METER_INTEGER_DIGITS} digits "
+        f"before the point and {METER_FRACTION_DIGITS} after)"
+    )

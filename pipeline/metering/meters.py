@@ -32,6 +32,11 @@ from pipeline.metering.conditions import (
     parse_number,
 )
 
+#: ``meter_entries.value`` is ``Decimal(38, 9)`` (migrations/0002): at most 29 integer digits
+#: and 9 fractional digits. The edge refuses an event whose meter value would not fit
+#: (pipeline/ingest/checks.py), the worker dead-letters one (pipeline/worker/batch.py).
+METER_INTEGER_DIGITS: Final = 29
+METER_FRACTION_DIGITS: Final = 9
 ONE: Final = Decimal(1)
 ZERO: Final = Decimal(0)
 
@@ -271,3 +276,21 @@ def aggregate_quantity(aggregation: Aggregation, entries: Iterable[MeterEntry]) 
     else:
         raw = total
     return DIVISION_CONTEXT.divide(raw, divide_by or ONE)
+
+
+def fits_meter_value(text: str) -> bool:
+    """Whether a meter value, as plain decimal text (``format(value, "f")``), fits
+    ``Decimal(38, 9)``: at most 29 integer digits and 9 fractional digits (beyond 9 ClickHouse
+    would cut the value without an error; beyond 29 it refuses the whole insert). A sign,
+    leading zeros and trailing zeros do not count."""
+    point = text.find(".")
+    if point < 0:
+        if len(text) <= METER_INTEGER_DIGITS:
+            return True
+    elif point <= METER_INTEGER_DIGITS and len(text) - point - 1 <= METER_FRACTION_DIGITS:
+        return True
+    whole, _point, fraction = text.lstrip("+-").partition(".")
+    return (
+        len(whole.lstrip("0")) <= METER_INTEGER_DIGITS
+        and len(fraction.rstrip("0")) <= METER_FRACTION_DIGITS
+    )

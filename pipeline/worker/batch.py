@@ -20,10 +20,10 @@ from pipeline.events import EventFields
 from pipeline.events.errors import MalformedEvent
 from pipeline.metering import Metering
 from pipeline.metering.dedup import BatchDedup, Decision, FirstCopy, dedup_key, epoch_ms
-from pipeline.metering.meters import ONE, MeterEntry
+from pipeline.metering.meters import METER_INTEGER_DIGITS, ONE, MeterEntry, fits_meter_value
 from pipeline.metering.tenancy import TenantResolution
 from pipeline.worker import metrics
-from pipeline.worker.records import amount_fits, decode_record
+from pipeline.worker.records import decode_record
 from pipeline.worker.sink import SinkBatch
 
 LIVE_RUN = "live"
@@ -230,8 +230,8 @@ class BatchProcessor:
                     # per sum entry on the bench records, all integers).
                     if (
                         text is not None
-                        and (len(text) > 29 or "." in text)
-                        and not amount_fits(text)
+                        and (len(text) > METER_INTEGER_DIGITS or "." in text)
+                        and not fits_meter_value(text)
                     ):
                         misfit = entry
                         break

@@ -15,8 +15,9 @@ from pipeline.events import CanonicalEvent
 from pipeline.events.codec import encode_event
 from pipeline.events.errors import MalformedEvent
 from pipeline.metering.dedup import dedup_key
+from pipeline.metering.meters import fits_meter_value as amount_fits
 from pipeline.worker.batch import BatchProcessor, ConsumedMessage
-from pipeline.worker.records import amount_fits, decode_record
+from pipeline.worker.records import decode_record
 from tests.support.builders import example_catalog, make_event
 
 NOW = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
