@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -49,6 +49,7 @@ from pipeline.devstack.local_processes import (
     locked,
     port_free,
     runs_module,
+    tail,
     terminate_group,
     wait_gone,
 )
@@ -117,21 +118,10 @@ class ClickHouseLauncher:
     # ------------------------------------------------------------------ status
     def running(self) -> ServerInfo | None:
         """The server this launcher started, if its process is alive and it answers."""
-        try:
-            state = json.loads(self.state_file.read_text())
-            info = ServerInfo(
-                pid=int(state["pid"]),
-                http_port=int(state["http_port"]),
-                tcp_port=int(state["tcp_port"]),
-                user=str(state["user"]),
-                password_file=self.password_file,
-                reused=True,
-            )
-        except (OSError, ValueError, KeyError):
+        info = self._recorded()
+        if info is None or not _is_our_server(info.pid) or _authenticated_ping(info) is not None:
             return None
-        if not _is_our_server(info.pid) or _authenticated_ping(info) is not None:
-            return None
-        return info
+        return replace(info, reused=True)
 
     # ------------------------------------------------------------------ start
     def start(self) -> ServerInfo:
@@ -292,10 +282,7 @@ class ClickHouseLauncher:
         )
 
     def tail_log(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return tail(self.log_file, lines)
 
     # ------------------------------------------------------------------ stop
     def stop(self) -> bool:

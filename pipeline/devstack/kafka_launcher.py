@@ -38,6 +38,7 @@ from pipeline.devstack.local_processes import (
     port_free,
     port_open,
     runs_module,
+    tail,
     terminate_group,
 )
 from pipeline.errors import BrokerLaunchError
@@ -355,10 +356,7 @@ class KafkaLauncher:
         )
 
     def tail_log(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return tail(self.log_file, lines)
 
     # ------------------------------------------------------------------ stop
     def stop(self) -> bool:

@@ -97,6 +97,14 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def tail(log: Path, lines: int = 30) -> str:
+    """The last ``lines`` of a server's log, for an error message."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``path`` (serialises launches from several processes)."""

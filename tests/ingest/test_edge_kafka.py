@@ -19,7 +19,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from pipeline.catalog import load_catalog
-from pipeline.devstack.kafka_launcher import KafkaLauncher
 from pipeline.devstack.samples import encode_batch, kong_event, native_batch
 from pipeline.events import GATEWAYS, decode_event
 from pipeline.ingest.body import item_bytes
@@ -29,6 +28,7 @@ from pipeline.ingest.server import EdgeHandle, create_edge, ensure_dead_letter_c
 from pipeline.kafka import TopicSpec, ensure_topics
 from pipeline.settings import Settings, TopicNames
 from tests.ingest.test_service import KEYS, RECEIVED, REPO_RULES, calls
+from tests.support.stack import private_kafka
 from tests.support.topics import consume
 
 pytestmark = pytest.mark.integration
@@ -203,11 +203,7 @@ def test_an_existing_dead_letter_topic_is_raised_and_keeps_its_other_settings(
 def test_broker_down_is_503_with_retry_after_and_the_same_edge_accepts_again(
     tmp_path: Path, unique_name: str
 ) -> None:
-    shared = Settings()
-    libs = KafkaLauncher(shared.cache_dir, shared.kafka_version).ensure_jars()
-    launcher = KafkaLauncher(tmp_path, shared.kafka_version)  # isolated: ours to stop
-    launcher.home.mkdir(parents=True)
-    os.symlink(libs, launcher.libs_dir)
+    launcher = private_kafka(tmp_path)  # ours to stop
     bootstrap = launcher.start().bootstrap_servers
     settings = edge_settings(bootstrap, unique_name, ingest_kafka_timeout_s=2.0)
     accepted_keys: list[bytes] = []

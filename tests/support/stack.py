@@ -5,15 +5,18 @@ consumer group to drain a topic. Workers and the test share the run's ClickHouse
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pipeline.devstack.kafka_launcher import KafkaLauncher
 from pipeline.events import CanonicalEvent
 from pipeline.events.codec import encode_event
 from pipeline.kafka import TopicSpec, ensure_topics, group_lag, make_producer
+from pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,3 +70,14 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def private_kafka(home: Path) -> KafkaLauncher:
+    """A Kafka launcher of one test (a broker it may stop and restart) that shares only the
+    cached jars with the default launcher; not started."""
+    shared = Settings()
+    libs = KafkaLauncher(shared.cache_dir, shared.kafka_version).ensure_jars()
+    launcher = KafkaLauncher(home, shared.kafka_version)
+    launcher.home.mkdir(parents=True, exist_ok=True)
+    os.symlink(libs, launcher.libs_dir)
+    return launcher

@@ -10,7 +10,6 @@ chosen points, a wiped state directory, a rebalance, and ClickHouse being away f
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
 import signal
@@ -22,7 +21,6 @@ import pytest
 
 from pipeline.catalog import load_catalog
 from pipeline.devstack.clickhouse_launcher import ClickHouseLauncher
-from pipeline.devstack.kafka_launcher import KafkaLauncher
 from pipeline.devstack.processes import start_worker, stop_worker
 from pipeline.devstack.traffic import SampleDelivery, sample_deliveries
 from pipeline.kafka import group_lag
@@ -31,7 +29,7 @@ from pipeline.store import Store
 from pipeline.worker.app import EXIT_OFFSET_GAP
 from pipeline.worker.faults import POINTS
 from pipeline.worker.stopping import EXIT_UNFINISHED
-from tests.support.stack import REPO, wait_drained, wait_for
+from tests.support.stack import REPO, private_kafka, wait_drained, wait_for
 from tests.worker.support import (
     Stack,
     assert_exact,
@@ -237,11 +235,7 @@ def test_clickhouse_server_sigkilled_mid_stream_then_restarted_catches_up(
 def test_kafka_away_for_a_while_the_same_worker_holds_then_continues(
     tmp_path: Path, unique_name: str, clickhouse_url: str, store: Store
 ) -> None:
-    shared = Settings()
-    libs = KafkaLauncher(shared.cache_dir, shared.kafka_version).ensure_jars()
-    launcher = KafkaLauncher(tmp_path / "kafka", shared.kafka_version)  # ours to stop
-    launcher.home.mkdir(parents=True)
-    os.symlink(libs, launcher.libs_dir)
+    launcher = private_kafka(tmp_path / "kafka")  # ours to stop
     bootstrap = launcher.start().bootstrap_servers
     stack = Stack(bootstrap, unique_name, clickhouse_url, database_for(unique_name), tmp_path)
     deliveries = sample_deliveries(600, seed=8)

@@ -18,13 +18,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.devstack.clickhouse_launcher import ClickHouseLauncher
-from pipeline.devstack.kafka_launcher import KafkaLauncher
 from pipeline.devstack.processes import start_worker, stop_worker
 from pipeline.devstack.traffic import sample_deliveries
-from pipeline.settings import Settings
 from pipeline.store import Store
 from pipeline.worker.stopping import EXIT_UNFINISHED, STOP_GRACE_S
-from tests.support.stack import wait_drained, wait_for
+from tests.support.stack import private_kafka, wait_drained, wait_for
 from tests.worker.support import Stack, database_for, expected_for, wait_for_log
 
 pytestmark = pytest.mark.integration
@@ -116,11 +114,7 @@ def test_sigterm_while_clickhouse_is_unreachable_exits_within_the_grace(
 def test_sigterm_while_kafka_is_down_exits_within_the_grace(
     tmp_path: Path, unique_name: str, clickhouse_url: str, store: Store
 ) -> None:
-    shared = Settings()
-    libs = KafkaLauncher(shared.cache_dir, shared.kafka_version).ensure_jars()
-    launcher = KafkaLauncher(tmp_path / "kafka", shared.kafka_version)  # ours to stop
-    launcher.home.mkdir(parents=True)
-    os.symlink(libs, launcher.libs_dir)
+    launcher = private_kafka(tmp_path / "kafka")  # ours to stop
     bootstrap = launcher.start().bootstrap_servers
     stack = Stack(bootstrap, unique_name, clickhouse_url, database_for(unique_name), tmp_path)
     try:
