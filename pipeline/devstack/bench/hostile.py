@@ -173,12 +173,13 @@ def run_hostile(
             }
             started = time.perf_counter()
             edge = _start(["ingest", "--log-level", "WARNING"], edge_env, work_dir / "edge.log")
-            worker = start_worker(env, work_dir / "worker.log")
+            watch = _Supervisor(
+                start_worker(env, work_dir / "worker.log"), env, work_dir / "worker.log", say
+            )
             try:
                 url = f"http://127.0.0.1:{edge_env['PIPELINE_INGEST_PORT']}/v1/ingest"
                 _wait_ready(url.replace("/v1/ingest", "/readyz"), edge, work_dir / "edge.log")
-                say(f"Edge {url} (pid {edge.pid}), worker pid {worker.pid}, topics {name}.*")
-                watch = _Supervisor(worker, env, work_dir / "worker.log", say)
+                say(f"Edge {url} (pid {edge.pid}), worker pid {watch.process.pid}, topics {name}.*")
                 asyncio.run(
                     _attack(
                         url, bootstrap, name, campaign, bodies, clients, poison_records, watch, say
@@ -191,7 +192,7 @@ def run_hostile(
                 campaign.worker_restarts = watch.restarts
                 campaign.dead_letters = asyncio.run(dead_letters(bootstrap, f"{name}.dlq"))
             finally:
-                stop_worker(watch.process if "watch" in locals() else worker)
+                stop_worker(watch.process)
                 stop_worker(edge)
                 drop_database(store_url, database)
             campaign.seconds = time.perf_counter() - started
